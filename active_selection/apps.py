@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ActiveSelectionConfig(AppConfig):
+    name = "active_selection"
+    verbose_name = "Active selection"

@@ -1,0 +1,40 @@
+"""One error shape for the API: {"message": ..., "extra": {"fields": ...}}."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from .errors import PagewiseError
+
+
+def error_response(message: str, fields=None, *, status_code: int = 400) -> Response:
+    return Response({"message": message, "extra": {"fields": fields or {}}}, status=status_code)
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, PagewiseError):
+        return error_response(exc.message, exc.fields, status_code=exc.status_code)
+    if isinstance(exc, DjangoValidationError):
+        fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        return error_response("Invalid input.", fields)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        response.data = {"message": "Invalid input.", "extra": {"fields": detail}}
+    else:
+        message = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+        response.data = {"message": str(message), "extra": {"fields": {}}}
+    if response.status_code == status.HTTP_429_TOO_MANY_REQUESTS:
+        response.data["extra"]["retry_after"] = getattr(exc, "wait", None)
+    return response

@@ -1,0 +1,46 @@
+"""Generated import files for the import benchmark (and for tests that need a large project)."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+
+WORDS = (
+    "search relevance page image video answer ranking query result document photo travel recipe "
+    "coffee cat rocket moon flower temple coin horse camera galaxy review guide history price"
+).split()
+
+
+def generated_records(*, items: int, items_per_query: int = 40, modalities=("text", "image"), seed: int = 0) -> Iterator[dict]:
+    """Queries with `items_per_query` items each, scores on a different scale per modality."""
+    rng = random.Random(seed)
+    queries = max(1, items // items_per_query)
+    made = 0
+    for q in range(queries):
+        qid = f"q{q}"
+        yield {"type": "query", "id": qid, "text": " ".join(rng.sample(WORDS, 3)), "split": "train"}
+        n = items_per_query if q < queries - 1 else items - made
+        for i in range(n):
+            modality = modalities[i % len(modalities)]
+            score = rng.uniform(0, 25) if modality == "text" else rng.gauss(0, 3)
+            yield {
+                "type": "item",
+                "id": f"{qid}-d{i}",
+                "query": qid,
+                "modality": modality,
+                "title": " ".join(rng.sample(WORDS, 5)).capitalize(),
+                "text": " ".join(rng.choices(WORDS, k=30)),
+                "upstream_score": round(score, 4),
+                "metadata": {"source": "generated"},
+            }
+        made += n
+
+
+def write_jsonl(path, records) -> int:
+    count = 0
+    with open(path, "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")
+            count += 1
+    return count

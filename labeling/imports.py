@@ -1,0 +1,491 @@
+"""All-or-nothing import of queries and items from a JSONL file or a zip (JSONL plus images).
+
+Every line is checked first and each problem is collected with its line, field and reason; only
+a file without problems is written, in one transaction. See README "Import format".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import posixpath
+import stat
+import warnings
+import zipfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Iterable, Iterator
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from PIL import Image, UnidentifiedImageError
+
+from .errors import ImportFailed
+from .models import ImportRun, Item, Project, Query, Split
+
+MAX_PROBLEMS_SHOWN = 50
+MAX_ID_LENGTH = 200
+MAX_TITLE_LENGTH = 500
+ALLOWED_IMAGE_FORMATS = {"PNG", "JPEG", "GIF", "WEBP", "BMP"}
+QUERY_FIELDS = {"type", "id", "text", "split"}
+ITEM_FIELDS = {
+    "type", "id", "query", "modality", "title", "text", "image",
+    "upstream_score", "gold_grade", "metadata",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ImportProblem:
+    line: int  # 1-based line of the JSONL file; 0 for the archive as a whole
+    field: str
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "field": self.field, "reason": self.reason}
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" if self.line else "archive"
+        return f"{where}, field '{self.field}': {self.reason}"
+
+
+@dataclass
+class ImportResult:
+    queries_created: int
+    items_created: int
+    images_stored: int
+
+
+@dataclass
+class _ParsedQuery:
+    line: int
+    external_id: str
+    text: str
+    split: str
+
+
+@dataclass
+class _ParsedItem:
+    line: int
+    external_id: str
+    query_id: str
+    modality: str
+    title: str
+    text: str
+    image_path: str | None
+    upstream_score: float | None
+    gold_grade: int | None
+    metadata: dict
+
+
+@dataclass
+class _Collector:
+    problems: list[ImportProblem] = field(default_factory=list)
+    total: int = 0
+
+    def add(self, line: int, field_name: str, reason: str) -> None:
+        self.total += 1
+        if len(self.problems) < MAX_PROBLEMS_SHOWN:
+            self.problems.append(ImportProblem(line, field_name, reason))
+
+
+class _Source:
+    """The JSONL lines and (for a zip) the images of one upload."""
+
+    def __init__(self, lines: Iterator[bytes], archive: zipfile.ZipFile | None) -> None:
+        self.lines = lines
+        self.archive = archive
+        self.members: dict[str, zipfile.ZipInfo] = {}
+        if archive is not None:
+            self.members = {info.filename: info for info in archive.infolist() if not info.is_dir()}
+
+
+def import_project_file(
+    *, project: Project, file: IO[bytes] | Path | str, filename: str = "", user=None
+) -> ImportResult:
+    """Validate the whole upload, then store it in one transaction; raise ImportFailed otherwise."""
+    if isinstance(file, (str, Path)):
+        filename = filename or Path(file).name
+        with open(file, "rb") as handle:
+            return import_project_file(project=project, file=handle, filename=filename, user=user)
+
+    problems = _Collector()
+    archive = _open_archive(file, filename, problems)
+    if problems.total:
+        raise ImportFailed(problems.problems, total=problems.total)
+    if archive is not None:
+        jsonl_name = _check_archive(archive, problems)
+        if problems.total:
+            raise ImportFailed(problems.problems, total=problems.total)
+        lines = iter(archive.open(jsonl_name))
+    else:
+        file.seek(0)
+        lines = iter(file)
+    source = _Source(lines, archive)
+
+    queries, items = _parse(source, project, problems)
+    images = _check_images(source, items, problems)
+    if problems.total:
+        raise ImportFailed(problems.problems, total=problems.total)
+    if not queries and not items:
+        raise ImportFailed([ImportProblem(0, "file", "the file holds no records")], total=1)
+    return _store(project, queries, items, images, filename=filename, user=user)
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def _open_archive(file: IO[bytes], filename: str, problems: _Collector) -> zipfile.ZipFile | None:
+    file.seek(0, io.SEEK_END)
+    size = file.tell()
+    file.seek(0)
+    if size > settings.PAGEWISE_MAX_IMPORT_BYTES:
+        problems.add(0, "file", f"the upload is {size} bytes; the limit is {settings.PAGEWISE_MAX_IMPORT_BYTES}")
+        return None
+    looks_zipped = filename.lower().endswith(".zip") or zipfile.is_zipfile(file)
+    file.seek(0)
+    if not looks_zipped:
+        return None
+    try:
+        return zipfile.ZipFile(file)
+    except zipfile.BadZipFile as exc:
+        problems.add(0, "file", f"not a readable zip archive ({exc})")
+        return None
+
+
+def _is_unsafe_member(name: str, info: zipfile.ZipInfo) -> str | None:
+    if "\\" in name or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return "absolute or Windows-style path"
+    if ".." in name.split("/"):
+        return "path leaves the archive"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "symbolic links are not accepted"
+    return None
+
+
+def _check_archive(archive: zipfile.ZipFile, problems: _Collector) -> str:
+    total_size = 0
+    jsonl_names = []
+    for info in archive.infolist():
+        reason = _is_unsafe_member(info.filename, info)
+        if reason:
+            problems.add(0, info.filename, reason)
+        total_size += info.file_size
+        if info.filename.lower().endswith(".jsonl") and not info.is_dir():
+            jsonl_names.append(info.filename)
+    if total_size > settings.PAGEWISE_MAX_IMPORT_BYTES:
+        problems.add(0, "archive", f"unpacks to {total_size} bytes; the limit is {settings.PAGEWISE_MAX_IMPORT_BYTES}")
+    if len(jsonl_names) != 1:
+        problems.add(0, "archive", f"must hold exactly one .jsonl file, found {len(jsonl_names)}")
+        return ""
+    return jsonl_names[0]
+
+
+def _records(source: _Source, problems: _Collector) -> Iterator[tuple[int, dict]]:
+    for number, raw in enumerate(source.lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            problems.add(number, "-", f"malformed JSON: {exc}")
+            continue
+        if not isinstance(record, dict):
+            problems.add(number, "-", "each line must be a JSON object")
+            continue
+        yield number, record
+
+
+def _parse(source: _Source, project: Project, problems: _Collector):
+    modalities = set(project.modalities)
+    max_grade = project.max_grade
+    existing_queries = set(project.queries.values_list("external_id", flat=True))
+    existing_items = set(project.items.values_list("external_id", flat=True))
+    queries: dict[str, _ParsedQuery] = {}
+    items: dict[str, _ParsedItem] = {}
+
+    for line, record in _records(source, problems):
+        kind = record.get("type")
+        if kind == "query":
+            parsed = _parse_query(line, record, problems)
+            if parsed is None:
+                continue
+            if parsed.external_id in queries or parsed.external_id in existing_queries:
+                problems.add(line, "id", f"duplicate query id '{parsed.external_id}'")
+                continue
+            queries[parsed.external_id] = parsed
+        elif kind == "item":
+            parsed = _parse_item(line, record, modalities, max_grade, problems)
+            if parsed is None:
+                continue
+            if parsed.external_id in items or parsed.external_id in existing_items:
+                problems.add(line, "id", f"duplicate item id '{parsed.external_id}'")
+                continue
+            items[parsed.external_id] = parsed
+        else:
+            problems.add(line, "type", "must be 'query' or 'item'" if kind is not None else "missing")
+
+    for item in items.values():
+        if item.query_id not in queries and item.query_id not in existing_queries:
+            problems.add(item.line, "query", f"unknown query id '{item.query_id}'")
+        elif item.gold_grade is not None:
+            split = queries[item.query_id].split if item.query_id in queries else None
+            if split == Split.TRAIN:
+                problems.add(item.line, "gold_grade", "only items of gold queries carry a gold grade")
+    return queries, items
+
+
+def _unknown_fields(line: int, record: dict, allowed: set[str], problems: _Collector) -> None:
+    for name in sorted(set(record) - allowed):
+        problems.add(line, name, "unknown field")
+
+
+def _required_id(line: int, record: dict, name: str, problems: _Collector) -> str | None:
+    value = record.get(name)
+    if value is None:
+        problems.add(line, name, "missing")
+    elif not isinstance(value, str) or not value.strip():
+        problems.add(line, name, "must be a non-empty string")
+    elif len(value) > MAX_ID_LENGTH:
+        problems.add(line, name, f"longer than {MAX_ID_LENGTH} characters")
+    else:
+        return value
+    return None
+
+
+def _optional_str(line: int, record: dict, name: str, problems: _Collector, limit: int | None = None) -> str:
+    value = record.get(name, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        problems.add(line, name, f"must be a string, not {type(value).__name__}")
+        return ""
+    if limit and len(value) > limit:
+        problems.add(line, name, f"longer than {limit} characters")
+    return value
+
+
+def _parse_query(line: int, record: dict, problems: _Collector) -> _ParsedQuery | None:
+    before = problems.total
+    _unknown_fields(line, record, QUERY_FIELDS, problems)
+    external_id = _required_id(line, record, "id", problems)
+    text = _optional_str(line, record, "text", problems)
+    if "text" not in record or (isinstance(record.get("text"), str) and not text.strip()):
+        problems.add(line, "text", "missing" if "text" not in record else "must not be empty")
+    split = record.get("split", Split.TRAIN)
+    if split not in Split.values:
+        problems.add(line, "split", f"must be one of {', '.join(Split.values)}, not {split!r}")
+    if problems.total > before:
+        return None
+    return _ParsedQuery(line, external_id, text, split)
+
+
+def _parse_item(
+    line: int, record: dict, modalities: set[str], max_grade: int, problems: _Collector
+) -> _ParsedItem | None:
+    before = problems.total
+    _unknown_fields(line, record, ITEM_FIELDS, problems)
+    external_id = _required_id(line, record, "id", problems)
+    query_id = _required_id(line, record, "query", problems)
+    modality = record.get("modality")
+    if modality is None:
+        problems.add(line, "modality", "missing")
+    elif modality not in modalities:
+        problems.add(line, "modality", f"unknown modality {modality!r} (project has: {', '.join(sorted(modalities))})")
+    title = _optional_str(line, record, "title", problems, MAX_TITLE_LENGTH)
+    text = _optional_str(line, record, "text", problems)
+    image = record.get("image")
+    if image is not None and (not isinstance(image, str) or not image.strip()):
+        problems.add(line, "image", "must be a relative path inside the zip")
+        image = None
+    if not (title or text or image):
+        problems.add(line, "title", "an item needs a title, a text or an image")
+
+    score = record.get("upstream_score")
+    if score is not None:
+        if isinstance(score, bool) or not isinstance(score, (int, float)):
+            problems.add(line, "upstream_score", f"must be a number or null, not {type(score).__name__}")
+            score = None
+        elif not math.isfinite(score):
+            problems.add(line, "upstream_score", "must be finite")
+            score = None
+        else:
+            score = float(score)
+    grade = record.get("gold_grade")
+    if grade is not None and (isinstance(grade, bool) or not isinstance(grade, int) or not 0 <= grade <= max_grade):
+        problems.add(line, "gold_grade", f"must be an integer from 0 to {max_grade}")
+    metadata = record.get("metadata", {})
+    if not isinstance(metadata, dict):
+        problems.add(line, "metadata", "must be a JSON object")
+    if problems.total > before:
+        return None
+    return _ParsedItem(line, external_id, query_id, modality, title, text, image, score, grade, metadata)
+
+
+def _check_images(source: _Source, items: dict[str, _ParsedItem], problems: _Collector) -> dict[str, bytes]:
+    """Decode every referenced image once; return path -> bytes for the good ones."""
+    images: dict[str, bytes] = {}
+    checked: dict[str, str | None] = {}
+    for item in items.values():
+        path = item.image_path
+        if path is None:
+            continue
+        if path not in checked:
+            checked[path] = _check_image(source, path, images)
+        if checked[path]:
+            problems.add(item.line, "image", checked[path])
+    return images
+
+
+def _check_image(source: _Source, path: str, images: dict[str, bytes]) -> str | None:
+    if source.archive is None:
+        return "images can only be imported from a .zip holding the JSONL file and the images"
+    normalised = posixpath.normpath(path)
+    if path.startswith("/") or "\\" in path or normalised.startswith(".."):
+        return f"path {path!r} leaves the archive"
+    info = source.members.get(normalised)
+    if info is None:
+        return f"{path!r} is not in the archive"
+    if info.file_size > settings.PAGEWISE_MAX_IMAGE_BYTES:
+        return f"{path!r} is {info.file_size} bytes; the limit is {settings.PAGEWISE_MAX_IMAGE_BYTES}"
+    data = source.archive.read(info)
+    reason = validate_image_bytes(data)
+    if reason:
+        return f"{path!r}: {reason}"
+    images[path] = data
+    return None
+
+
+def validate_image_bytes(data: bytes) -> str | None:
+    """Return why the bytes are not an acceptable image, or None. Decodes fully, within limits."""
+    limit = settings.PAGEWISE_MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if image.format not in ALLOWED_IMAGE_FORMATS:
+                    return f"format {image.format} is not accepted ({', '.join(sorted(ALLOWED_IMAGE_FORMATS))})"
+                width, height = image.size
+                # The header is read before any pixel: refuse a decompression bomb before decoding it.
+                if width * height > limit:
+                    return f"{width}x{height} pixels exceeds the limit of {limit} pixels"
+                image.verify()
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return "not an image, or one too large to decode safely"
+    except (OSError, SyntaxError, ValueError) as exc:
+        return f"not a readable image ({exc})"
+    return None
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+def upstream_ranks(scored: list[tuple[Any, float | None, str]]) -> dict[Any, int | None]:
+    """Rank 1 = highest score within one query and modality; unscored items get no rank yet.
+
+    `scored` holds (key, score, external id); ties are broken by external id so that the same
+    data always gives the same ranks.
+    """
+    ordered = sorted((row for row in scored if row[1] is not None), key=lambda row: (-row[1], row[2]))
+    ranks: dict[Any, int | None] = {key: None for key, _, _ in scored}
+    ranks.update({key: rank for rank, (key, _, _) in enumerate(ordered, start=1)})
+    return ranks
+
+
+def _store(
+    project: Project,
+    queries: dict[str, _ParsedQuery],
+    items: dict[str, _ParsedItem],
+    images: dict[str, bytes],
+    *,
+    filename: str,
+    user,
+) -> ImportResult:
+    stored_names: list[str] = []
+    try:
+        with transaction.atomic():
+            image_names = _save_images(project, images, stored_names)
+            new_queries = Query.objects.bulk_create(
+                [Query(project=project, external_id=q.external_id, text=q.text, split=q.split) for q in queries.values()],
+                batch_size=2000,
+            )
+            query_pk = {q.external_id: q.pk for q in new_queries}
+            missing = {i.query_id for i in items.values()} - set(query_pk)
+            if missing:
+                query_pk.update(project.queries.filter(external_id__in=missing).values_list("external_id", "pk"))
+            ranks, changed = _ranks_with_existing(project, items, query_pk)
+            Item.objects.bulk_create(
+                [
+                    Item(
+                        project=project,
+                        query_id=query_pk[i.query_id],
+                        external_id=i.external_id,
+                        modality=i.modality,
+                        title=i.title,
+                        text=i.text,
+                        image=image_names.get(i.image_path, "") if i.image_path else "",
+                        upstream_score=i.upstream_score,
+                        upstream_rank=ranks[i.external_id],
+                        gold_grade=i.gold_grade,
+                        metadata=i.metadata,
+                    )
+                    for i in items.values()
+                ],
+                batch_size=2000,
+            )
+            if changed:
+                Item.objects.bulk_update(changed, ["upstream_rank"], batch_size=500)
+            ImportRun.objects.create(
+                project=project,
+                filename=filename[:300],
+                queries_created=len(new_queries),
+                items_created=len(items),
+                created_by=user,
+            )
+    except BaseException:
+        for name in stored_names:
+            default_storage.delete(name)
+        raise
+    return ImportResult(len(queries), len(items), len(images))
+
+
+def _ranks_with_existing(project: Project, items: dict[str, _ParsedItem], query_pk: dict[str, int]):
+    """Ranks for the new items, and the existing items of the same queries whose rank moves."""
+    groups: dict[tuple[int, str], list[tuple[Any, float | None, str]]] = defaultdict(list)
+    for item in items.values():
+        groups[(query_pk[item.query_id], item.modality)].append((item.external_id, item.upstream_score, item.external_id))
+    existing = {}
+    touched_queries = {key[0] for key in groups}
+    for row in Item.objects.filter(query_id__in=touched_queries).only("pk", "query_id", "modality", "upstream_score", "upstream_rank", "external_id").iterator():
+        if (row.query_id, row.modality) in groups:
+            existing[("db", row.pk)] = row
+            groups[(row.query_id, row.modality)].append((("db", row.pk), row.upstream_score, row.external_id))
+    ranks: dict[Any, int | None] = {}
+    for group in groups.values():
+        ranks.update(upstream_ranks(group))
+    changed = []
+    for key, row in existing.items():
+        if row.upstream_rank != ranks[key]:
+            row.upstream_rank = ranks[key]
+            changed.append(row)
+    return ranks, changed
+
+
+def _save_images(project: Project, images: dict[str, bytes], stored_names: list[str]) -> dict[str, str]:
+    """Store each image once under a content-addressed name; remember new files for cleanup."""
+    names = {}
+    for path, data in images.items():
+        digest = hashlib.sha256(data).hexdigest()[:24]
+        suffix = Path(path).suffix.lower() or ".img"
+        name = f"projects/{project.pk}/items/{digest}{suffix}"
+        if not default_storage.exists(name):
+            name = default_storage.save(name, ContentFile(data))
+            stored_names.append(name)
+        names[path] = name
+    return names

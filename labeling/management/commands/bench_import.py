@@ -1,0 +1,54 @@
+"""python manage.py bench_import --items 100000: import a generated file, print items/s and memory."""
+
+import json
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+from django.core.management.base import BaseCommand
+from django.db import connection
+
+from labeling.benchmarks import generated_records, write_jsonl
+from labeling.imports import import_project_file
+from labeling.models import Project
+
+
+class Command(BaseCommand):
+    help = "Benchmark the all-or-nothing import on a generated JSONL file."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--items", type=int, default=100_000)
+        parser.add_argument("--json", dest="json_path", type=Path, help="write the figures to this JSON file")
+        parser.add_argument("--keep", action="store_true", help="keep the benchmark project afterwards")
+
+    def handle(self, *args, items: int, json_path: Path | None, keep: bool, **options):
+        slug = f"bench-import-{int(time.time())}"
+        project = Project.objects.create(slug=slug, name="Import benchmark", modalities=["text", "image"])
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "bench.jsonl"
+            lines = write_jsonl(path, generated_records(items=items))
+            size_mb = path.stat().st_size / 1e6
+            started = time.perf_counter()
+            result = import_project_file(project=project, file=path)
+            seconds = time.perf_counter() - started
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        figures = {
+            "items": result.items_created,
+            "queries": result.queries_created,
+            "lines": lines,
+            "file_mb": round(size_mb, 1),
+            "seconds": round(seconds, 2),
+            "items_per_second": round(result.items_created / seconds, 1),
+            "peak_rss_mb": round(peak_rss_mb, 1),
+            "database": connection.vendor,
+        }
+        if not keep:
+            project.delete()
+        self.stdout.write(
+            f"Imported {figures['items']} items ({figures['file_mb']} MB) on {figures['database']} in "
+            f"{figures['seconds']} s: {figures['items_per_second']} items/s, peak RSS {figures['peak_rss_mb']} MB"
+        )
+        if json_path:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(json.dumps(figures, indent=2))

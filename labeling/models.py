@@ -1,0 +1,357 @@
+"""Labeling data: projects and their members, queries, items, candidate pages, tasks, judgments.
+
+Constraints live in the database; services (labeling/services.py) hold the business rules.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+
+class Strategy(models.TextChoices):
+    ISO_ANCHOR = "iso_anchor", "Iso-label anchor search"
+    TOP_P = "top_p", "Grade the top band of each modality"
+    RANDOM = "random", "Grade random items"
+    FULL = "full", "Grade every item"
+
+
+def default_grade_names() -> list[str]:
+    return ["Not relevant", "Marginal", "Relevant", "Highly relevant", "Perfect"]
+
+
+def default_modalities() -> list[str]:
+    return ["text", "image"]
+
+
+class Project(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    grade_names = models.JSONField(
+        default=default_grade_names, help_text="Names of grades 0..n-1, lowest first."
+    )
+    modalities = models.JSONField(default=default_modalities)
+    page_size = models.PositiveSmallIntegerField(default=10, validators=[MinValueValidator(2)])
+    top_band = models.PositiveSmallIntegerField(
+        default=3, help_text="Items per modality taken from the top of its upstream list (top-p)."
+    )
+    grade_cost = models.DecimalField(
+        max_digits=10, decimal_places=4, default=Decimal("0.10"), help_text="Cost of one item grade."
+    )
+    compare_cost = models.DecimalField(
+        max_digits=10, decimal_places=4, default=Decimal("0.05"), help_text="Cost of one comparison."
+    )
+    currency = models.CharField(max_length=3, default="USD")
+    budget = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("100.00"))
+    strategy = models.CharField(max_length=16, choices=Strategy.choices, default=Strategy.ISO_ANCHOR)
+    retrain_threshold = models.PositiveIntegerField(
+        default=50, help_text="New labels (grades + pairs) since the last version that trigger a retrain."
+    )
+    judgments_per_task = models.PositiveSmallIntegerField(default=1)
+    training_settings = models.JSONField(
+        default=dict, blank=True, help_text="Loss mix of the reranker: gamma, beta, weights."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(page_size__gte=2), name="project_page_size_gte_2"),
+            models.CheckConstraint(condition=Q(budget__gte=0), name="project_budget_gte_0"),
+            models.CheckConstraint(
+                condition=Q(grade_cost__gte=0) & Q(compare_cost__gte=0), name="project_costs_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(judgments_per_task__gte=1), name="project_judgments_per_task_gte_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(strategy__in=Strategy.values), name="project_strategy_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def max_grade(self) -> int:
+        return len(self.grade_names) - 1
+
+
+class Role(models.TextChoices):
+    LEAD = "lead", "Project lead"
+    ANNOTATOR = "annotator", "Annotator"
+    SCIENTIST = "scientist", "Data scientist"
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="membership_unique_user"),
+            models.CheckConstraint(condition=Q(role__in=Role.values), name="membership_role_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.role} · {self.project}"
+
+
+class Split(models.TextChoices):
+    TRAIN = "train", "Train"
+    GOLD = "gold", "Gold (quality measurement only)"
+
+
+class Query(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="queries")
+    external_id = models.CharField(max_length=200)
+    text = models.TextField()
+    split = models.CharField(max_length=8, choices=Split.choices, default=Split.TRAIN)
+
+    class Meta:
+        verbose_name_plural = "queries"
+        ordering = ["project", "external_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "external_id"], name="query_unique_id"),
+            models.CheckConstraint(condition=Q(split__in=Split.values), name="query_split_valid"),
+        ]
+        indexes = [models.Index(fields=["project", "split"])]
+
+    def __str__(self) -> str:
+        return f"{self.external_id}: {self.text[:60]}"
+
+
+def item_image_path(item: Item, filename: str) -> str:
+    return f"projects/{item.project_id}/items/{filename}"
+
+
+class Item(models.Model):
+    """A candidate result for a query, of one modality, with its single-modal ranker's score."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
+    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="items")
+    external_id = models.CharField(max_length=200)
+    modality = models.CharField(max_length=32)
+    title = models.CharField(max_length=500, blank=True)
+    text = models.TextField(blank=True)
+    image = models.ImageField(upload_to=item_image_path, blank=True, max_length=300)
+    upstream_score = models.FloatField(null=True, blank=True)
+    upstream_rank = models.PositiveIntegerField(
+        null=True, blank=True, help_text="1 = best, within the item's query and modality."
+    )
+    is_score_builtin = models.BooleanField(
+        default=False, help_text="The upstream score was computed by a built-in ranker."
+    )
+    gold_grade = models.PositiveSmallIntegerField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["query", "modality", "upstream_rank"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "external_id"], name="item_unique_id"),
+            models.CheckConstraint(condition=Q(upstream_rank__gte=1), name="item_rank_gte_1"),
+        ]
+        indexes = [models.Index(fields=["query", "modality", "upstream_rank"])]
+
+    def __str__(self) -> str:
+        return f"{self.external_id} ({self.modality})"
+
+    @property
+    def has_image(self) -> bool:
+        return bool(self.image)
+
+
+class CandidatePage(models.Model):
+    """An ordered set of items of one query, built from the single-modal rankers' outputs."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="pages")
+    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="pages")
+    items = models.ManyToManyField(Item, through="PageSlot", related_name="pages")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Page {self.pk} of {self.query}"
+
+
+class PageSlot(models.Model):
+    page = models.ForeignKey(CandidatePage, on_delete=models.CASCADE, related_name="slots")
+    position = models.PositiveSmallIntegerField()
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="slots")
+
+    class Meta:
+        ordering = ["page", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["page", "position"], name="slot_unique_position"),
+            models.UniqueConstraint(fields=["page", "item"], name="slot_unique_item"),
+        ]
+
+
+class TaskKind(models.TextChoices):
+    GRADE_PAGE = "grade_page", "Grade a page"
+    COMPARE = "compare", "Compare two items"
+
+
+class TaskStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    LEASED = "leased", "Leased"
+    DONE = "done", "Done"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Task(models.Model):
+    """One unit of human work, handed out with a lease that expires."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks")
+    kind = models.CharField(max_length=16, choices=TaskKind.choices)
+    status = models.CharField(max_length=16, choices=TaskStatus.choices, default=TaskStatus.OPEN)
+    page = models.ForeignKey(
+        CandidatePage, null=True, blank=True, on_delete=models.CASCADE, related_name="tasks"
+    )
+    anchor = models.ForeignKey(
+        Item, null=True, blank=True, on_delete=models.CASCADE, related_name="anchor_tasks"
+    )
+    other = models.ForeignKey(
+        Item, null=True, blank=True, on_delete=models.CASCADE, related_name="other_tasks"
+    )
+    reason = models.CharField(max_length=300, blank=True, help_text="Why this task was chosen.")
+    priority = models.IntegerField(default=0, help_text="Higher is handed out first.")
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="leased_tasks",
+    )
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    judgments_required = models.PositiveSmallIntegerField(default=1)
+    dedupe_key = models.CharField(
+        max_length=200,
+        null=True,
+        blank=True,
+        help_text="Set by task generators so that delivering the same work twice creates one task.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(kind=TaskKind.GRADE_PAGE) & Q(page__isnull=False))
+                | (Q(kind=TaskKind.COMPARE) & Q(anchor__isnull=False) & Q(other__isnull=False)),
+                name="task_kind_has_its_subject",
+            ),
+            models.CheckConstraint(
+                condition=Q(status=TaskStatus.LEASED, assignee__isnull=False, lease_expires_at__isnull=False)
+                | ~Q(status=TaskStatus.LEASED),
+                name="task_lease_has_assignee",
+            ),
+            models.CheckConstraint(condition=Q(status__in=TaskStatus.values), name="task_status_valid"),
+            models.UniqueConstraint(
+                fields=["project", "dedupe_key"], name="task_unique_dedupe_key"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["project", "status", "-priority", "id"], name="task_queue_idx"),
+            models.Index(fields=["status", "lease_expires_at"], name="task_lease_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.status})"
+
+
+class CompareOutcome(models.TextChoices):
+    """Outcome of a comparison, told from the anchor's side (screen sides are randomised)."""
+
+    OTHER_BETTER = "other_better", "The other item is more relevant"
+    ANCHOR_BETTER = "anchor_better", "The anchor is more relevant"
+    EQUAL = "equal", "Equally relevant"
+
+
+class AppendOnlyError(Exception):
+    pass
+
+
+class Judgment(models.Model):
+    """An annotator's answer to a task. Append-only: a correction is a new judgment."""
+
+    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="judgments")
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="judgments")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="judgments"
+    )
+    client_uuid = models.UUIDField(unique=True, default=uuid.uuid4)
+    kind = models.CharField(max_length=16, choices=TaskKind.choices)
+    outcome = models.CharField(max_length=16, choices=CompareOutcome.choices, null=True, blank=True)
+    cost = models.DecimalField(max_digits=10, decimal_places=4)
+    duration_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(cost__gte=0), name="judgment_cost_gte_0"),
+            models.CheckConstraint(
+                condition=(Q(kind=TaskKind.COMPARE) & Q(outcome__in=CompareOutcome.values))
+                | (Q(kind=TaskKind.GRADE_PAGE) & Q(outcome__isnull=True)),
+                name="judgment_outcome_matches_kind",
+            ),
+            models.UniqueConstraint(
+                fields=["task", "annotator"], name="judgment_one_per_annotator_and_task"
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "created_at"])]
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError("Judgments are append-only; record a new one instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Judgments are append-only and cannot be deleted.")
+
+    def __str__(self) -> str:
+        return f"Judgment {self.client_uuid} on task {self.task_id}"
+
+
+class ItemGrade(models.Model):
+    """One item's grade within a grade_page judgment."""
+
+    judgment = models.ForeignKey(Judgment, on_delete=models.PROTECT, related_name="grades")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="grades")
+    grade = models.PositiveSmallIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["judgment", "item"], name="grade_unique_item"),
+        ]
+        indexes = [models.Index(fields=["item"])]
+
+
+class TaskSkip(models.Model):
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="skips")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class ImportRun(models.Model):
+    """The record of one successful import (a failed import stores nothing, by design)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="imports")
+    filename = models.CharField(max_length=300)
+    queries_created = models.PositiveIntegerField(default=0)
+    items_created = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]

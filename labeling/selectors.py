@@ -1,0 +1,46 @@
+"""Reads of labeling: which projects a user sees, their role, and project summaries."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Q, QuerySet
+
+from .errors import NotFound, PermissionDenied
+from .models import Membership, Project
+
+
+def projects_for(*, user) -> QuerySet[Project]:
+    projects = Project.objects.all() if user.is_superuser else Project.objects.filter(memberships__user=user)
+    return projects.annotate(
+        query_count=Count("queries", distinct=True),
+        item_count=Count("items", distinct=True),
+    ).order_by("name")
+
+
+def role_of(*, user, project: Project) -> str | None:
+    if not user.is_authenticated:
+        return None
+    if user.is_superuser:
+        return "lead"
+    return Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+
+
+def project_for(*, user, slug: str, roles: tuple[str, ...] | None = None) -> Project:
+    """The project named by slug if the user may see it (with one of `roles`, when given).
+
+    Non-members get NotFound rather than PermissionDenied, so a project's existence does not leak.
+    """
+    project = Project.objects.filter(slug=slug).first()
+    role = role_of(user=user, project=project) if project else None
+    if project is None or role is None:
+        raise NotFound(f"No project '{slug}'.")
+    if roles is not None and role not in roles:
+        raise PermissionDenied(f"This needs the role {' or '.join(roles)} in '{project.name}'.")
+    return project
+
+
+def project_counts(*, project: Project) -> dict[str, int]:
+    return project.queries.aggregate(
+        queries=Count("pk", distinct=True),
+        gold_queries=Count("pk", filter=Q(split="gold"), distinct=True),
+        items=Count("items", distinct=True),
+    )

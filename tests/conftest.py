@@ -1,0 +1,60 @@
+"""Shared fixtures. Tests marked `postgres` / `redis` need the real services; when
+PAGEWISE_REQUIRE_SERVICES=1 (set by .ci/run) a missing service fails the test instead of skipping."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.db import connection
+
+REQUIRE_SERVICES = os.environ.get("PAGEWISE_REQUIRE_SERVICES") == "1"
+
+
+def _missing(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (PAGEWISE_REQUIRE_SERVICES=1)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _services(request):
+    if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        _missing("needs PostgreSQL: set DATABASE_URL=postgres://...")
+    if request.node.get_closest_marker("redis") and not os.environ.get("CELERY_BROKER_URL", "").startswith("redis://"):
+        _missing("needs Redis: set CELERY_BROKER_URL=redis://...")
+
+
+@pytest.fixture(autouse=True)
+def _media_root_and_eager_tasks(request, settings, tmp_path):
+    """Each test gets its own media folder; tasks run in-process unless a real worker is tested."""
+    from config.celery import app
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    eager = request.node.get_closest_marker("redis") is None
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = eager
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def project(db):
+    from labeling.models import Project
+
+    return Project.objects.create(slug="p", name="Test project", modalities=["text", "image"])
+
+
+@pytest.fixture
+def make_user(db):
+    from django.contrib.auth import get_user_model
+
+    def make(username: str, *, role: str | None = None, project=None, password: str = "pw-for-tests-1"):
+        user = get_user_model().objects.create_user(username=username, password=password)
+        if role:
+            from labeling.models import Membership
+
+            Membership.objects.create(project=project, user=user, role=role)
+        return user
+
+    return make

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 
 import pytest
-from django.db import connection
 
 REQUIRE_SERVICES = os.environ.get("PAGEWISE_REQUIRE_SERVICES") == "1"
 
@@ -19,6 +18,10 @@ def _missing(reason: str) -> None:
 
 @pytest.fixture(autouse=True)
 def _services(request):
+    if not request.config.pluginmanager.hasplugin("django"):
+        return  # pure cores (ranking/ml, search.py) may run with -p no:django
+    from django.db import connection
+
     if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
         _missing("needs PostgreSQL: set DATABASE_URL=postgres://...")
     if request.node.get_closest_marker("redis") and not os.environ.get("CELERY_BROKER_URL", "").startswith("redis://"):
@@ -26,10 +29,14 @@ def _services(request):
 
 
 @pytest.fixture(autouse=True)
-def _media_root_and_eager_tasks(request, settings, tmp_path):
+def _media_root_and_eager_tasks(request, tmp_path):
     """Each test gets its own media folder; tasks run in-process unless a real worker is tested."""
+    if not request.config.pluginmanager.hasplugin("django"):
+        yield
+        return
     from config.celery import app
 
+    settings = request.getfixturevalue("settings")
     settings.MEDIA_ROOT = tmp_path / "media"
     eager = request.node.get_closest_marker("redis") is None
     previous = app.conf.task_always_eager

@@ -21,4 +21,10 @@ urlpatterns = [
 
 if settings.DEBUG or settings.PAGEWISE_SERVE_MEDIA:
     # Uploaded item images; in production a proxy or object store usually serves these.
-    urlpatterns.append(path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", serve, {"document_root": settings.MEDIA_ROOT}))
+    urlpatterns.append(
+        path(
+            f"{settings.MEDIA_URL.strip('/')}/<path:path>",
+            serve,
+            {"document_root": settings.MEDIA_ROOT},
+        )
+    )

@@ -62,7 +62,9 @@ class ItemAdmin(admin.ModelAdmin):
     def thumbnail(self, item: Item):
         if not item.image:
             return "—"
-        return format_html('<img src="{}" alt="" style="height:48px;border-radius:4px">', item.image.url)
+        return format_html(
+            '<img src="{}" alt="" style="height:48px;border-radius:4px">', item.image.url
+        )
 
     @admin.display(description="Preview")
     def preview(self, item: Item):
@@ -87,7 +89,16 @@ class CandidatePageAdmin(admin.ModelAdmin):
 
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):
-    list_display = ["id", "kind", "status", "project", "assignee", "priority", "lease_expires_at", "reason"]
+    list_display = [
+        "id",
+        "kind",
+        "status",
+        "project",
+        "assignee",
+        "priority",
+        "lease_expires_at",
+        "reason",
+    ]
     list_filter = ["project", "kind", "status"]
     raw_id_fields = ["page", "anchor", "other", "assignee"]
 
@@ -128,5 +139,12 @@ class TaskSkipAdmin(admin.ModelAdmin):
 
 @admin.register(ImportRun)
 class ImportRunAdmin(admin.ModelAdmin):
-    list_display = ["project", "filename", "queries_created", "items_created", "created_by", "created_at"]
+    list_display = [
+        "project",
+        "filename",
+        "queries_created",
+        "items_created",
+        "created_by",
+        "created_at",
+    ]
     list_filter = ["project"]

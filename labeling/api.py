@@ -68,6 +68,10 @@ class ImportApi(APIView):
         project = selectors.project_for(user=request.user, slug=slug, roles=(Role.LEAD,))
         upload = request.FILES.get("file")
         if upload is None:
-            raise PagewiseError("Send the file as multipart form field 'file'.", fields={"file": ["missing"]})
-        result = import_project_file(project=project, file=upload, filename=upload.name, user=request.user)
+            raise PagewiseError(
+                "Send the file as multipart form field 'file'.", fields={"file": ["missing"]}
+            )
+        result = import_project_file(
+            project=project, file=upload, filename=upload.name, user=request.user
+        )
         return Response(result.__dict__, status=status.HTTP_201_CREATED)

@@ -20,7 +20,9 @@ def exception_handler(exc, context):
     if isinstance(exc, PagewiseError):
         return error_response(exc.message, exc.fields, status_code=exc.status_code)
     if isinstance(exc, DjangoValidationError):
-        fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        fields = (
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
         return error_response("Invalid input.", fields)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()

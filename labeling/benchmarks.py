@@ -12,7 +12,9 @@ WORDS = (
 ).split()
 
 
-def generated_records(*, items: int, items_per_query: int = 40, modalities=("text", "image"), seed: int = 0) -> Iterator[dict]:
+def generated_records(
+    *, items: int, items_per_query: int = 40, modalities=("text", "image"), seed: int = 0
+) -> Iterator[dict]:
     """Queries with `items_per_query` items each, scores on a different scale per modality."""
     rng = random.Random(seed)
     queries = max(1, items // items_per_query)

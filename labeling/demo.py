@@ -28,9 +28,16 @@ def load_demo() -> tuple[Project, bool]:
     """Create the demo project, its data and users; return (project, created). Idempotent."""
     spec = {k: v for k, v in demo_content.DEMO_PROJECT.items() if k != "slug"}
     with transaction.atomic():
-        project, created = Project.objects.get_or_create(slug=demo_content.DEMO_PROJECT["slug"], defaults=spec)
+        project, created = Project.objects.get_or_create(
+            slug=demo_content.DEMO_PROJECT["slug"], defaults=spec
+        )
         if not project.items.exists():
             import_project_file(project=project, file=io.BytesIO(demo_zip()), filename="demo.zip")
         for user in demo_content.DEMO_USERS:
-            add_member(project=project, username=user["username"], role=user["role"], password=user["password"])
+            add_member(
+                project=project,
+                username=user["username"],
+                role=user["role"],
+                password=user["password"],
+            )
     return project, created

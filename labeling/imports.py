@@ -15,9 +15,10 @@ import stat
 import warnings
 import zipfile
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -144,7 +145,11 @@ def _open_archive(file: IO[bytes], filename: str, problems: _Collector) -> zipfi
     size = file.tell()
     file.seek(0)
     if size > settings.PAGEWISE_MAX_IMPORT_BYTES:
-        problems.add(0, "file", f"the upload is {size} bytes; the limit is {settings.PAGEWISE_MAX_IMPORT_BYTES}")
+        problems.add(
+            0,
+            "file",
+            f"the upload is {size} bytes; the limit is {settings.PAGEWISE_MAX_IMPORT_BYTES}",
+        )
         return None
     looks_zipped = filename.lower().endswith(".zip") or zipfile.is_zipfile(file)
     file.seek(0)
@@ -178,7 +183,11 @@ def _check_archive(archive: zipfile.ZipFile, problems: _Collector) -> str:
         if info.filename.lower().endswith(".jsonl") and not info.is_dir():
             jsonl_names.append(info.filename)
     if total_size > settings.PAGEWISE_MAX_IMPORT_BYTES:
-        problems.add(0, "archive", f"unpacks to {total_size} bytes; the limit is {settings.PAGEWISE_MAX_IMPORT_BYTES}")
+        problems.add(
+            0,
+            "archive",
+            f"unpacks to {total_size} bytes; the limit is {settings.PAGEWISE_MAX_IMPORT_BYTES}",
+        )
     if len(jsonl_names) != 1:
         problems.add(0, "archive", f"must hold exactly one .jsonl file, found {len(jsonl_names)}")
         return ""
@@ -227,7 +236,9 @@ def _parse(source: _Source, project: Project, problems: _Collector):
                 continue
             items[parsed.external_id] = parsed
         else:
-            problems.add(line, "type", "must be 'query' or 'item'" if kind is not None else "missing")
+            problems.add(
+                line, "type", "must be 'query' or 'item'" if kind is not None else "missing"
+            )
 
     for item in items.values():
         if item.query_id not in queries and item.query_id not in existing_queries:
@@ -235,7 +246,9 @@ def _parse(source: _Source, project: Project, problems: _Collector):
         elif item.gold_grade is not None:
             split = queries[item.query_id].split if item.query_id in queries else None
             if split == Split.TRAIN:
-                problems.add(item.line, "gold_grade", "only items of gold queries carry a gold grade")
+                problems.add(
+                    item.line, "gold_grade", "only items of gold queries carry a gold grade"
+                )
     return queries, items
 
 
@@ -257,7 +270,9 @@ def _required_id(line: int, record: dict, name: str, problems: _Collector) -> st
     return None
 
 
-def _optional_str(line: int, record: dict, name: str, problems: _Collector, limit: int | None = None) -> str:
+def _optional_str(
+    line: int, record: dict, name: str, problems: _Collector, limit: int | None = None
+) -> str:
     value = record.get(name, "")
     if value is None:
         return ""
@@ -295,7 +310,11 @@ def _parse_item(
     if modality is None:
         problems.add(line, "modality", "missing")
     elif modality not in modalities:
-        problems.add(line, "modality", f"unknown modality {modality!r} (project has: {', '.join(sorted(modalities))})")
+        problems.add(
+            line,
+            "modality",
+            f"unknown modality {modality!r} (project has: {', '.join(sorted(modalities))})",
+        )
     title = _optional_str(line, record, "title", problems, MAX_TITLE_LENGTH)
     text = _optional_str(line, record, "text", problems)
     image = record.get("image")
@@ -308,7 +327,9 @@ def _parse_item(
     score = record.get("upstream_score")
     if score is not None:
         if isinstance(score, bool) or not isinstance(score, (int, float)):
-            problems.add(line, "upstream_score", f"must be a number or null, not {type(score).__name__}")
+            problems.add(
+                line, "upstream_score", f"must be a number or null, not {type(score).__name__}"
+            )
             score = None
         elif not math.isfinite(score):
             problems.add(line, "upstream_score", "must be finite")
@@ -316,17 +337,23 @@ def _parse_item(
         else:
             score = float(score)
     grade = record.get("gold_grade")
-    if grade is not None and (isinstance(grade, bool) or not isinstance(grade, int) or not 0 <= grade <= max_grade):
+    if grade is not None and (
+        isinstance(grade, bool) or not isinstance(grade, int) or not 0 <= grade <= max_grade
+    ):
         problems.add(line, "gold_grade", f"must be an integer from 0 to {max_grade}")
     metadata = record.get("metadata", {})
     if not isinstance(metadata, dict):
         problems.add(line, "metadata", "must be a JSON object")
     if problems.total > before:
         return None
-    return _ParsedItem(line, external_id, query_id, modality, title, text, image, score, grade, metadata)
+    return _ParsedItem(
+        line, external_id, query_id, modality, title, text, image, score, grade, metadata
+    )
 
 
-def _check_images(source: _Source, items: dict[str, _ParsedItem], problems: _Collector) -> dict[str, bytes]:
+def _check_images(
+    source: _Source, items: dict[str, _ParsedItem], problems: _Collector
+) -> dict[str, bytes]:
     """Decode every referenced image once; return path -> bytes for the good ones."""
     images: dict[str, bytes] = {}
     checked: dict[str, str | None] = {}
@@ -351,7 +378,9 @@ def _check_image(source: _Source, path: str, images: dict[str, bytes]) -> str | 
     if info is None:
         return f"{path!r} is not in the archive"
     if info.file_size > settings.PAGEWISE_MAX_IMAGE_BYTES:
-        return f"{path!r} is {info.file_size} bytes; the limit is {settings.PAGEWISE_MAX_IMAGE_BYTES}"
+        return (
+            f"{path!r} is {info.file_size} bytes; the limit is {settings.PAGEWISE_MAX_IMAGE_BYTES}"
+        )
     data = source.archive.read(info)
     reason = validate_image_bytes(data)
     if reason:
@@ -392,7 +421,9 @@ def upstream_ranks(scored: list[tuple[Any, float | None, str]]) -> dict[Any, int
     `scored` holds (key, score, external id); ties are broken by external id so that the same
     data always gives the same ranks.
     """
-    ordered = sorted((row for row in scored if row[1] is not None), key=lambda row: (-row[1], row[2]))
+    ordered = sorted(
+        (row for row in scored if row[1] is not None), key=lambda row: (-row[1], row[2])
+    )
     ranks: dict[Any, int | None] = {key: None for key, _, _ in scored}
     ranks.update({key: rank for rank, (key, _, _) in enumerate(ordered, start=1)})
     return ranks
@@ -412,13 +443,18 @@ def _store(
         with transaction.atomic():
             image_names = _save_images(project, images, stored_names)
             new_queries = Query.objects.bulk_create(
-                [Query(project=project, external_id=q.external_id, text=q.text, split=q.split) for q in queries.values()],
+                [
+                    Query(project=project, external_id=q.external_id, text=q.text, split=q.split)
+                    for q in queries.values()
+                ],
                 batch_size=2000,
             )
             query_pk = {q.external_id: q.pk for q in new_queries}
             missing = {i.query_id for i in items.values()} - set(query_pk)
             if missing:
-                query_pk.update(project.queries.filter(external_id__in=missing).values_list("external_id", "pk"))
+                query_pk.update(
+                    project.queries.filter(external_id__in=missing).values_list("external_id", "pk")
+                )
             ranks, changed = _ranks_with_existing(project, items, query_pk)
             Item.objects.bulk_create(
                 [
@@ -459,13 +495,21 @@ def _ranks_with_existing(project: Project, items: dict[str, _ParsedItem], query_
     """Ranks for the new items, and the existing items of the same queries whose rank moves."""
     groups: dict[tuple[int, str], list[tuple[Any, float | None, str]]] = defaultdict(list)
     for item in items.values():
-        groups[(query_pk[item.query_id], item.modality)].append((item.external_id, item.upstream_score, item.external_id))
+        groups[(query_pk[item.query_id], item.modality)].append(
+            (item.external_id, item.upstream_score, item.external_id)
+        )
     existing = {}
     touched_queries = {key[0] for key in groups}
-    for row in Item.objects.filter(query_id__in=touched_queries).only("pk", "query_id", "modality", "upstream_score", "upstream_rank", "external_id").iterator():
+    for row in (
+        Item.objects.filter(query_id__in=touched_queries)
+        .only("pk", "query_id", "modality", "upstream_score", "upstream_rank", "external_id")
+        .iterator()
+    ):
         if (row.query_id, row.modality) in groups:
             existing[("db", row.pk)] = row
-            groups[(row.query_id, row.modality)].append((("db", row.pk), row.upstream_score, row.external_id))
+            groups[(row.query_id, row.modality)].append(
+                (("db", row.pk), row.upstream_score, row.external_id)
+            )
     ranks: dict[Any, int | None] = {}
     for group in groups.values():
         ranks.update(upstream_ranks(group))
@@ -477,7 +521,9 @@ def _ranks_with_existing(project: Project, items: dict[str, _ParsedItem], query_
     return ranks, changed
 
 
-def _save_images(project: Project, images: dict[str, bytes], stored_names: list[str]) -> dict[str, str]:
+def _save_images(
+    project: Project, images: dict[str, bytes], stored_names: list[str]
+) -> dict[str, str]:
     """Store each image once under a content-addressed name; remember new files for cleanup."""
     names = {}
     for path, data in images.items():

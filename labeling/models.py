@@ -42,16 +42,25 @@ class Project(models.Model):
         default=3, help_text="Items per modality taken from the top of its upstream list (top-p)."
     )
     grade_cost = models.DecimalField(
-        max_digits=10, decimal_places=4, default=Decimal("0.10"), help_text="Cost of one item grade."
+        max_digits=10,
+        decimal_places=4,
+        default=Decimal("0.10"),
+        help_text="Cost of one item grade.",
     )
     compare_cost = models.DecimalField(
-        max_digits=10, decimal_places=4, default=Decimal("0.05"), help_text="Cost of one comparison."
+        max_digits=10,
+        decimal_places=4,
+        default=Decimal("0.05"),
+        help_text="Cost of one comparison.",
     )
     currency = models.CharField(max_length=3, default="USD")
     budget = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("100.00"))
-    strategy = models.CharField(max_length=16, choices=Strategy.choices, default=Strategy.ISO_ANCHOR)
+    strategy = models.CharField(
+        max_length=16, choices=Strategy.choices, default=Strategy.ISO_ANCHOR
+    )
     retrain_threshold = models.PositiveIntegerField(
-        default=50, help_text="New labels (grades + pairs) since the last version that trigger a retrain."
+        default=50,
+        help_text="New labels (grades + pairs) since the last version that trigger a retrain.",
     )
     judgments_per_task = models.PositiveSmallIntegerField(default=1)
     training_settings = models.JSONField(
@@ -195,6 +204,9 @@ class PageSlot(models.Model):
             models.UniqueConstraint(fields=["page", "item"], name="slot_unique_item"),
         ]
 
+    def __str__(self) -> str:
+        return f"Slot {self.position} of page {self.page_id}"
+
 
 class TaskKind(models.TextChoices):
     GRADE_PAGE = "grade_page", "Grade a page"
@@ -234,7 +246,8 @@ class Task(models.Model):
     )
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     judgments_required = models.PositiveSmallIntegerField(default=1)
-    dedupe_key = models.CharField(
+    # NULL (unlike "") is exempt from the unique constraint: hand-made tasks need no key.
+    dedupe_key = models.CharField(  # noqa: DJ001
         max_length=200,
         null=True,
         blank=True,
@@ -250,11 +263,15 @@ class Task(models.Model):
                 name="task_kind_has_its_subject",
             ),
             models.CheckConstraint(
-                condition=Q(status=TaskStatus.LEASED, assignee__isnull=False, lease_expires_at__isnull=False)
+                condition=Q(
+                    status=TaskStatus.LEASED, assignee__isnull=False, lease_expires_at__isnull=False
+                )
                 | ~Q(status=TaskStatus.LEASED),
                 name="task_lease_has_assignee",
             ),
-            models.CheckConstraint(condition=Q(status__in=TaskStatus.values), name="task_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=TaskStatus.values), name="task_status_valid"
+            ),
             models.UniqueConstraint(
                 fields=["project", "dedupe_key"], name="task_unique_dedupe_key"
             ),
@@ -290,7 +307,10 @@ class Judgment(models.Model):
     )
     client_uuid = models.UUIDField(unique=True, default=uuid.uuid4)
     kind = models.CharField(max_length=16, choices=TaskKind.choices)
-    outcome = models.CharField(max_length=16, choices=CompareOutcome.choices, null=True, blank=True)
+    # NULL for grade_page judgments; the check constraint below ties it to the kind.
+    outcome = models.CharField(  # noqa: DJ001
+        max_length=16, choices=CompareOutcome.choices, null=True, blank=True
+    )
     cost = models.DecimalField(max_digits=10, decimal_places=4)
     duration_ms = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -309,6 +329,9 @@ class Judgment(models.Model):
         ]
         indexes = [models.Index(fields=["project", "created_at"])]
 
+    def __str__(self) -> str:
+        return f"Judgment {self.client_uuid} on task {self.task_id}"
+
     def save(self, *args, **kwargs) -> None:
         if not self._state.adding:
             raise AppendOnlyError("Judgments are append-only; record a new one instead.")
@@ -316,9 +339,6 @@ class Judgment(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("Judgments are append-only and cannot be deleted.")
-
-    def __str__(self) -> str:
-        return f"Judgment {self.client_uuid} on task {self.task_id}"
 
 
 class ItemGrade(models.Model):
@@ -334,11 +354,17 @@ class ItemGrade(models.Model):
         ]
         indexes = [models.Index(fields=["item"])]
 
+    def __str__(self) -> str:
+        return f"{self.item_id}: {self.grade}"
+
 
 class TaskSkip(models.Model):
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="skips")
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Skip of task {self.task_id} by {self.annotator_id}"
 
 
 class ImportRun(models.Model):
@@ -355,3 +381,6 @@ class ImportRun(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.items_created} items)"

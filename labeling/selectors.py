@@ -9,7 +9,11 @@ from .models import Membership, Project
 
 
 def projects_for(*, user) -> QuerySet[Project]:
-    projects = Project.objects.all() if user.is_superuser else Project.objects.filter(memberships__user=user)
+    projects = (
+        Project.objects.all()
+        if user.is_superuser
+        else Project.objects.filter(memberships__user=user)
+    )
     return projects.annotate(
         query_count=Count("queries", distinct=True),
         item_count=Count("items", distinct=True),
@@ -21,7 +25,9 @@ def role_of(*, user, project: Project) -> str | None:
         return None
     if user.is_superuser:
         return "lead"
-    return Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+    return (
+        Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+    )
 
 
 def project_for(*, user, slug: str, roles: tuple[str, ...] | None = None) -> Project:

@@ -31,7 +31,9 @@ def recompute_upstream_ranks(*, project: Project) -> int:
     return len(changed)
 
 
-def add_member(*, project: Project, username: str, role: str, password: str | None = None) -> Membership:
+def add_member(
+    *, project: Project, username: str, role: str, password: str | None = None
+) -> Membership:
     """Give a user (created if new) a role in a project; an existing membership changes role."""
     if role not in Role.values:
         raise ValueError(f"unknown role {role!r}")

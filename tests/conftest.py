@@ -24,7 +24,9 @@ def _services(request):
 
     if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
         _missing("needs PostgreSQL: set DATABASE_URL=postgres://...")
-    if request.node.get_closest_marker("redis") and not os.environ.get("CELERY_BROKER_URL", "").startswith("redis://"):
+    if request.node.get_closest_marker("redis") and not os.environ.get(
+        "CELERY_BROKER_URL", ""
+    ).startswith("redis://"):
         _missing("needs Redis: set CELERY_BROKER_URL=redis://...")
 
 
@@ -56,7 +58,9 @@ def project(db):
 def make_user(db):
     from django.contrib.auth import get_user_model
 
-    def make(username: str, *, role: str | None = None, project=None, password: str = "pw-for-tests-1"):
+    def make(
+        username: str, *, role: str | None = None, project=None, password: str = "pw-for-tests-1"
+    ):
         user = get_user_model().objects.create_user(username=username, password=password)
         if role:
             from labeling.models import Membership

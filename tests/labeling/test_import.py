@@ -15,7 +15,9 @@ from labeling.models import ImportRun, Item, Query
 
 
 def jsonl(*records) -> io.BytesIO:
-    return io.BytesIO("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records).encode())
+    return io.BytesIO(
+        "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records).encode()
+    )
 
 
 def png(size=(8, 8), color=(200, 30, 30)) -> bytes:
@@ -38,7 +40,15 @@ Q1 = {"type": "query", "id": "q1", "text": "cat", "split": "train"}
 
 
 def text_item(item_id="d1", **fields):
-    return {"type": "item", "id": item_id, "query": "q1", "modality": "text", "title": "A cat", "text": "Cats.", **fields}
+    return {
+        "type": "item",
+        "id": item_id,
+        "query": "q1",
+        "modality": "text",
+        "title": "A cat",
+        "text": "Cats.",
+        **fields,
+    }
 
 
 def snapshot():
@@ -61,7 +71,14 @@ def test_import_jsonl_stores_queries_items_and_upstream_ranks(project):
             text_item("d1", upstream_score=2.0),
             text_item("d2", upstream_score=9.5),
             text_item("d3"),
-            {"type": "item", "id": "i1", "query": "q1", "modality": "image", "title": "Cat photo", "upstream_score": -1.0},
+            {
+                "type": "item",
+                "id": "i1",
+                "query": "q1",
+                "modality": "image",
+                "title": "Cat photo",
+                "upstream_score": -1.0,
+            },
         ),
         filename="data.jsonl",
     )
@@ -74,10 +91,26 @@ def test_import_zip_with_images_stores_each_image_once(project):
     image = png()
     records = [
         Q1,
-        {"type": "item", "id": "i1", "query": "q1", "modality": "image", "image": "img/cat.png", "upstream_score": 1.2},
-        {"type": "item", "id": "i2", "query": "q1", "modality": "image", "image": "img/cat.png", "upstream_score": 0.4},
+        {
+            "type": "item",
+            "id": "i1",
+            "query": "q1",
+            "modality": "image",
+            "image": "img/cat.png",
+            "upstream_score": 1.2,
+        },
+        {
+            "type": "item",
+            "id": "i2",
+            "query": "q1",
+            "modality": "image",
+            "image": "img/cat.png",
+            "upstream_score": 0.4,
+        },
     ]
-    result = import_project_file(project=project, file=zipped(records, {"img/cat.png": image}), filename="d.zip")
+    result = import_project_file(
+        project=project, file=zipped(records, {"img/cat.png": image}), filename="d.zip"
+    )
     assert result.images_stored == 1
     first, second = Item.objects.order_by("external_id")
     assert first.image.name == second.image.name
@@ -105,7 +138,9 @@ def test_import_with_missing_field_stores_nothing(project):
 
 
 def test_import_with_wrong_type_stores_nothing(project):
-    error = refused(project, jsonl(Q1, text_item(upstream_score="high"), text_item("d2", metadata=[1])))
+    error = refused(
+        project, jsonl(Q1, text_item(upstream_score="high"), text_item("d2", metadata=[1]))
+    )
     assert [(p.line, p.field) for p in error.problems] == [(2, "upstream_score"), (3, "metadata")]
     assert "must be a number" in error.problems[0].reason
 
@@ -118,7 +153,9 @@ def test_import_with_unknown_modality_stores_nothing(project):
 
 def test_import_with_duplicate_item_id_stores_nothing(project):
     error = refused(project, jsonl(Q1, text_item("d1"), text_item("d1")))
-    assert [(p.line, p.field, p.reason) for p in error.problems] == [(3, "id", "duplicate item id 'd1'")]
+    assert [(p.line, p.field, p.reason) for p in error.problems] == [
+        (3, "id", "duplicate item id 'd1'")
+    ]
 
 
 def test_import_with_id_already_in_project_stores_nothing(project):
@@ -129,11 +166,17 @@ def test_import_with_id_already_in_project_stores_nothing(project):
 
 def test_import_with_unknown_query_stores_nothing(project):
     error = refused(project, jsonl(text_item(query="nope")))
-    assert (error.problems[0].field, error.problems[0].reason) == ("query", "unknown query id 'nope'")
+    assert (error.problems[0].field, error.problems[0].reason) == (
+        "query",
+        "unknown query id 'nope'",
+    )
 
 
 def test_import_with_file_that_is_not_an_image_stores_nothing(project):
-    records = [Q1, {"type": "item", "id": "i1", "query": "q1", "modality": "image", "image": "a.png"}]
+    records = [
+        Q1,
+        {"type": "item", "id": "i1", "query": "q1", "modality": "image", "image": "a.png"},
+    ]
     error = refused(project, zipped(records, {"a.png": b"this is not a PNG"}), "d.zip")
     assert (error.problems[0].line, error.problems[0].field) == (2, "image")
     assert "not an image" in error.problems[0].reason
@@ -141,14 +184,20 @@ def test_import_with_file_that_is_not_an_image_stores_nothing(project):
 
 def test_import_with_oversized_image_stores_nothing(project, settings):
     settings.PAGEWISE_MAX_IMAGE_PIXELS = 10_000
-    records = [Q1, {"type": "item", "id": "i1", "query": "q1", "modality": "image", "image": "big.png"}]
+    records = [
+        Q1,
+        {"type": "item", "id": "i1", "query": "q1", "modality": "image", "image": "big.png"},
+    ]
     error = refused(project, zipped(records, {"big.png": png(size=(200, 200))}), "d.zip")
     assert "200x200 pixels exceeds the limit of 10000 pixels" in error.problems[0].reason
 
 
 def test_import_with_image_over_byte_limit_stores_nothing(project, settings):
     settings.PAGEWISE_MAX_IMAGE_BYTES = 100
-    records = [Q1, {"type": "item", "id": "i1", "query": "q1", "modality": "image", "image": "a.png"}]
+    records = [
+        Q1,
+        {"type": "item", "id": "i1", "query": "q1", "modality": "image", "image": "a.png"},
+    ]
     error = refused(project, zipped(records, {"a.png": png(size=(64, 64)) + b"\0" * 200}), "d.zip")
     assert "the limit is 100" in error.problems[0].reason
 
@@ -157,20 +206,37 @@ def test_import_with_decompression_bomb_is_refused_before_decoding(project):
     # A 30000 x 30000 PNG of one colour is tiny on disk but would need 2.7 GB decoded.
     buffer = io.BytesIO()
     Image.new("1", (30_000, 30_000)).save(buffer, "PNG")
-    records = [Q1, {"type": "item", "id": "i1", "query": "q1", "modality": "image", "image": "bomb.png"}]
+    records = [
+        Q1,
+        {"type": "item", "id": "i1", "query": "q1", "modality": "image", "image": "bomb.png"},
+    ]
     error = refused(project, zipped(records, {"bomb.png": buffer.getvalue()}), "d.zip")
-    assert "exceeds the limit" in error.problems[0].reason or "too large" in error.problems[0].reason
+    assert (
+        "exceeds the limit" in error.problems[0].reason or "too large" in error.problems[0].reason
+    )
 
 
 def test_import_with_path_traversal_stores_nothing(project):
-    records = [Q1, {"type": "item", "id": "i1", "query": "q1", "modality": "image", "image": "../../etc/passwd"}]
+    records = [
+        Q1,
+        {
+            "type": "item",
+            "id": "i1",
+            "query": "q1",
+            "modality": "image",
+            "image": "../../etc/passwd",
+        },
+    ]
     error = refused(project, zipped(records, {"../evil.png": png()}), "d.zip")
     reasons = [(p.field, p.reason) for p in error.problems]
     assert ("../evil.png", "path leaves the archive") in reasons
 
 
 def test_import_with_image_path_outside_archive_stores_nothing(project):
-    records = [Q1, {"type": "item", "id": "i1", "query": "q1", "modality": "image", "image": "../x.png"}]
+    records = [
+        Q1,
+        {"type": "item", "id": "i1", "query": "q1", "modality": "image", "image": "../x.png"},
+    ]
     error = refused(project, zipped(records, {"x.png": png()}), "d.zip")
     assert (error.problems[0].line, error.problems[0].field) == (2, "image")
     assert "leaves the archive" in error.problems[0].reason
@@ -184,7 +250,9 @@ def test_import_lists_at_most_fifty_problems_and_counts_all(project):
 
 
 def test_import_with_unknown_field_and_bad_gold_grade_names_both(project):
-    error = refused(project, jsonl(Q1, text_item("d1", colour="red"), text_item("d2", gold_grade=3)))
+    error = refused(
+        project, jsonl(Q1, text_item("d1", colour="red"), text_item("d2", gold_grade=3))
+    )
     assert [(p.line, p.field, p.reason) for p in error.problems] == [
         (2, "colour", "unknown field"),
         (3, "gold_grade", "only items of gold queries carry a gold grade"),
@@ -200,7 +268,11 @@ def test_import_api_refuses_bad_file_with_one_error_shape(project, make_user, cl
     assert response.status_code == 400
     body = response.json()
     assert body["message"].startswith("Import refused: 1 problem")
-    assert body["extra"]["fields"]["problems"][0] == {"line": 2, "field": "modality", "reason": body["extra"]["fields"]["problems"][0]["reason"]}
+    assert body["extra"]["fields"]["problems"][0] == {
+        "line": 2,
+        "field": "modality",
+        "reason": body["extra"]["fields"]["problems"][0]["reason"],
+    }
     assert Item.objects.count() == 0
 
 

@@ -22,7 +22,9 @@ from labeling.models import (
 @pytest.fixture
 def page_task(project):
     query = Query.objects.create(project=project, external_id="q", text="cat")
-    item = Item.objects.create(project=project, query=query, external_id="d", modality="text", title="t")
+    item = Item.objects.create(
+        project=project, query=query, external_id="d", modality="text", title="t"
+    )
     page = CandidatePage.objects.create(project=project, query=query)
     page.slots.create(position=0, item=item)
     return Task.objects.create(project=project, kind=TaskKind.GRADE_PAGE, page=page)

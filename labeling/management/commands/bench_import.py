@@ -19,12 +19,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--items", type=int, default=100_000)
-        parser.add_argument("--json", dest="json_path", type=Path, help="write the figures to this JSON file")
-        parser.add_argument("--keep", action="store_true", help="keep the benchmark project afterwards")
+        parser.add_argument(
+            "--json", dest="json_path", type=Path, help="write the figures to this JSON file"
+        )
+        parser.add_argument(
+            "--keep", action="store_true", help="keep the benchmark project afterwards"
+        )
 
     def handle(self, *args, items: int, json_path: Path | None, keep: bool, **options):
         slug = f"bench-import-{int(time.time())}"
-        project = Project.objects.create(slug=slug, name="Import benchmark", modalities=["text", "image"])
+        project = Project.objects.create(
+            slug=slug, name="Import benchmark", modalities=["text", "image"]
+        )
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "bench.jsonl"
             lines = write_jsonl(path, generated_records(items=items))

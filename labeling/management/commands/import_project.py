@@ -17,17 +17,32 @@ class Command(BaseCommand):
         parser.add_argument("file", type=Path)
         parser.add_argument("--create", action="store_true", help="create the project if missing")
         parser.add_argument("--name", help="name of a project created with --create")
-        parser.add_argument("--modalities", default="text,image", help="modalities of a created project")
+        parser.add_argument(
+            "--modalities", default="text,image", help="modalities of a created project"
+        )
 
-    def handle(self, *args, project: str, file: Path, create: bool, name: str | None, modalities: str, **options):
+    def handle(
+        self,
+        *args,
+        project: str,
+        file: Path,
+        create: bool,
+        name: str | None,
+        modalities: str,
+        **options,
+    ):
         if not file.is_file():
             raise CommandError(f"No such file: {file}")
         target = Project.objects.filter(slug=project).first()
         if target is None:
             if not create:
-                raise CommandError(f"No project '{project}'. Create it in the admin or pass --create.")
+                raise CommandError(
+                    f"No project '{project}'. Create it in the admin or pass --create."
+                )
             target = Project.objects.create(
-                slug=project, name=name or project, modalities=[m.strip() for m in modalities.split(",") if m.strip()]
+                slug=project,
+                name=name or project,
+                modalities=[m.strip() for m in modalities.split(",") if m.strip()],
             )
             self.stdout.write(f"Created project '{project}' with modalities {target.modalities}.")
         try:

@@ -8,7 +8,9 @@ from labeling.demo import load_demo
 
 
 class Command(BaseCommand):
-    help = "Create the demo project, its queries and items (with real images) and one user per role."
+    help = (
+        "Create the demo project, its queries and items (with real images) and one user per role."
+    )
 
     def handle(self, *args, **options):
         project, created = load_demo()

@@ -246,6 +246,12 @@ class Task(models.Model):
     )
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     judgments_required = models.PositiveSmallIntegerField(default=1)
+    excluded_annotators = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="+",
+        help_text="Annotators who must not get this task (a re-ask goes to someone else).",
+    )
     # NULL (unlike "") is exempt from the unique constraint: hand-made tasks need no key.
     dedupe_key = models.CharField(  # noqa: DJ001
         max_length=200,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.db.models import Count, Q, QuerySet
 
 from .errors import NotFound, PermissionDenied
@@ -50,3 +52,37 @@ def project_counts(*, project: Project) -> dict[str, int]:
         gold_queries=Count("pk", filter=Q(split="gold"), distinct=True),
         items=Count("items", distinct=True),
     )
+
+
+def budget_status(*, project: Project) -> dict[str, Decimal]:
+    """Spent (judgments), reserved (open and leased work not yet judged) and what is left."""
+    from django.db.models import DecimalField, IntegerField, OuterRef, Subquery, Sum, Value
+    from django.db.models.functions import Coalesce
+
+    from .models import Judgment, PageSlot, Task, TaskKind, TaskStatus
+
+    def count_of(queryset, key: str):
+        counted = queryset.values(key).annotate(c=Count("*")).values("c")
+        return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+    zero = Value(Decimal("0"), output_field=DecimalField())
+    spent = Judgment.objects.filter(project=project).aggregate(s=Coalesce(Sum("cost"), zero))["s"]
+    pending = Task.objects.filter(project=project, status__in=[TaskStatus.OPEN, TaskStatus.LEASED])
+    rows = pending.annotate(
+        judged=count_of(Judgment.objects.filter(task_id=OuterRef("pk")), "task_id"),
+        slots=count_of(PageSlot.objects.filter(page_id=OuterRef("page_id")), "page_id"),
+    ).values_list("kind", "judgments_required", "judged", "slots")
+    grade_units = compare_units = 0
+    for kind, required, judged, slots in rows:
+        missing = max(required - judged, 0)
+        if kind == TaskKind.COMPARE:
+            compare_units += missing
+        else:
+            grade_units += missing * slots
+    reserved = project.compare_cost * compare_units + project.grade_cost * grade_units
+    return {
+        "budget": project.budget,
+        "spent": spent,
+        "reserved": reserved,
+        "left": project.budget - spent - reserved,
+    }

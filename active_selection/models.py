@@ -1,0 +1,117 @@
+"""State of the iso-label anchor searches, and the supervision they produce (pairs, implied grades)."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import F, Q
+
+from labeling.models import Item, Judgment, Project, Query
+
+
+class AnchorSearch(models.Model):
+    """The searches of one query from a reference modality R into another modality B.
+
+    `state` is `active_selection.search.QuerySearch.to_state()`: one binary search per graded
+    anchor of R, over B's items below its graded top band, in upstream order.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        DONE = "done", "Done"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="searches")
+    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="searches")
+    reference_modality = models.CharField(max_length=32)
+    other_modality = models.CharField(max_length=32)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    state = models.JSONField()
+    probes_answered = models.PositiveIntegerField(default=0)
+    contradictions = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "anchor searches"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["query", "reference_modality", "other_modality"], name="search_unique_pair"
+            ),
+            models.CheckConstraint(
+                condition=~Q(reference_modality=F("other_modality")), name="search_two_modalities"
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.query} {self.reference_modality}→{self.other_modality} ({self.status})"
+
+
+class PairSource(models.TextChoices):
+    HUMAN = "human", "Judged by a human"
+    IMPLIED = "implied", "Implied by a search through upstream order"
+    UPSTREAM = "upstream", "Upstream order within one modality"
+
+
+class PreferencePair(models.Model):
+    """(better, worse) for one query, with where the preference comes from."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="pairs")
+    query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="pairs")
+    better = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
+    worse = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
+    source = models.CharField(max_length=8, choices=PairSource.choices)
+    search = models.ForeignKey(
+        AnchorSearch, null=True, blank=True, on_delete=models.CASCADE, related_name="pairs"
+    )
+    judgment = models.ForeignKey(
+        Judgment, null=True, blank=True, on_delete=models.PROTECT, related_name="pairs"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["better", "worse", "source"], name="pair_unique"),
+            models.CheckConstraint(condition=~Q(better=F("worse")), name="pair_two_items"),
+            models.CheckConstraint(
+                condition=Q(source__in=PairSource.values), name="pair_source_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "source"])]
+
+    def __str__(self) -> str:
+        return f"{self.better_id} > {self.worse_id} ({self.source})"
+
+
+class ImpliedGrade(models.Model):
+    """The grade interval a finished search implies for one item of B (exact when low == high)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="implied_grades")
+    search = models.ForeignKey(
+        AnchorSearch, on_delete=models.CASCADE, related_name="implied_grades"
+    )
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="implied_grades")
+    low = models.PositiveSmallIntegerField()
+    high = models.PositiveSmallIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["search", "item"], name="implied_grade_unique"),
+            models.CheckConstraint(condition=Q(low__lte=F("high")), name="implied_grade_interval"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item_id}: [{self.low}, {self.high}]"
+
+
+class ProbeTask(models.Model):
+    """Ties a compare task to the search step it answers: anchor vs. B[position]."""
+
+    task = models.OneToOneField("labeling.Task", on_delete=models.CASCADE, related_name="probe")
+    search = models.ForeignKey(AnchorSearch, on_delete=models.CASCADE, related_name="probes")
+    anchor = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
+    position = models.PositiveIntegerField(help_text="Position in the searched B list.")
+    is_reask = models.BooleanField(default=False)
+    is_recorded = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"Probe {self.anchor_id} vs B[{self.position}] of search {self.search_id}"

@@ -1,0 +1,322 @@
+"""Active selection on the database: candidate pages, the anchor searches, and their supervision.
+
+Every function here is safe to run twice: task generators key their tasks (`Task.dedupe_key`),
+and the search state is advanced under a row lock, with each judgment recorded once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from statistics import median_low
+
+from django.db import transaction
+from django.db.models import Count, Q
+
+from labeling.models import (
+    CandidatePage,
+    CompareOutcome,
+    Item,
+    ItemGrade,
+    Judgment,
+    PageSlot,
+    Project,
+    Query,
+    Split,
+    Strategy,
+    Task,
+    TaskKind,
+    TaskStatus,
+)
+from labeling.selectors import budget_status
+
+from . import search as pure
+from .models import AnchorSearch, ImpliedGrade, PairSource, PreferencePair, ProbeTask
+from .strategies import PAGE_PRIORITY, REASK_PRIORITY, SEARCH_PRIORITY, QueryItems, plan_pages
+
+log = logging.getLogger(__name__)
+
+OUTCOME_FROM_ANCHOR_SIDE = {
+    CompareOutcome.OTHER_BETTER: pure.Outcome.B_BETTER,
+    CompareOutcome.ANCHOR_BETTER: pure.Outcome.ANCHOR_BETTER,
+    CompareOutcome.EQUAL: pure.Outcome.EQUAL,
+}
+
+
+# --- candidate pages ------------------------------------------------------------------------
+
+
+def training_queries(*, project: Project) -> list[QueryItems]:
+    """Each train query's items per modality in upstream order (unscored items last)."""
+    by_query: dict[int, dict[str, list[int]]] = defaultdict(
+        lambda: {m: [] for m in project.modalities}
+    )
+    rows = (
+        Item.objects.filter(project=project, query__split=Split.TRAIN)
+        .order_by("query_id", "modality", "upstream_rank", "external_id")
+        .values_list("query_id", "modality", "pk", "upstream_rank")
+    )
+    unranked: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for query_id, modality, pk, rank in rows:
+        if rank is None:
+            unranked[(query_id, modality)].append(pk)
+        else:
+            by_query[query_id].setdefault(modality, []).append(pk)
+    for (query_id, modality), pks in unranked.items():
+        by_query[query_id].setdefault(modality, []).extend(pks)
+    return [
+        QueryItems(query_id, {m: items for m, items in modalities.items() if items})
+        for query_id, modalities in sorted(by_query.items())
+    ]
+
+
+def create_page_tasks(*, project: Project, seed: int = 0) -> int:
+    """Plan the project's candidate pages with its strategy and create the ones the budget pays.
+
+    Run again, it creates only pages not created before (dedupe keys) while budget remains.
+    """
+    with transaction.atomic():
+        # One planner at a time per project: the budget check and the inserts must not interleave.
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        left = budget_status(project=project)["left"]
+        max_items = math.floor(left / project.grade_cost) if project.grade_cost > 0 else 10**9
+        existing = set(
+            Task.objects.filter(project=project, kind=TaskKind.GRADE_PAGE).values_list(
+                "dedupe_key", flat=True
+            )
+        )
+        queries = [q for q in training_queries(project=project) if not any(
+            key and key.startswith(f"page:{q.query_id}:") for key in existing
+        )]  # fmt: skip
+        plans = plan_pages(
+            project.strategy, queries, top_band=project.top_band, page_size=project.page_size,
+            max_items=max(max_items, 0), seed=seed,
+        )  # fmt: skip
+        created = 0
+        for plan in plans:
+            page = CandidatePage.objects.create(project=project, query_id=plan.query_id)
+            PageSlot.objects.bulk_create(
+                [
+                    PageSlot(page=page, position=i, item_id=item)
+                    for i, item in enumerate(plan.item_ids)
+                ]
+            )
+            Task.objects.create(
+                project=project, kind=TaskKind.GRADE_PAGE, page=page, reason=plan.reason,
+                priority=PAGE_PRIORITY, judgments_required=project.judgments_per_task,
+                dedupe_key=f"page:{plan.query_id}:{plan.key}",
+            )  # fmt: skip
+            created += 1
+    return created
+
+
+# --- labels ---------------------------------------------------------------------------------
+
+
+def human_grades(*, query: Query) -> dict[int, int]:
+    """Each graded item's label: the lower median of its grades (one per judgment)."""
+    grades: dict[int, list[int]] = defaultdict(list)
+    for item_id, grade in ItemGrade.objects.filter(item__query=query).values_list(
+        "item_id", "grade"
+    ):
+        grades[item_id].append(grade)
+    return {item_id: median_low(values) for item_id, values in grades.items()}
+
+
+# --- searches -------------------------------------------------------------------------------
+
+
+def start_searches(*, query: Query) -> list[AnchorSearch]:
+    """Once the query's pages are graded, start one search per other modality (iso_anchor only)."""
+    project = query.project
+    if project.strategy != Strategy.ISO_ANCHOR:
+        return []
+    pending = Task.objects.filter(page__query=query, kind=TaskKind.GRADE_PAGE).exclude(
+        status__in=[TaskStatus.DONE, TaskStatus.CANCELLED]
+    )
+    if pending.exists():
+        return []
+    grades = human_grades(query=query)
+    if not grades:
+        return []
+    items = list(
+        Item.objects.filter(query=query, upstream_rank__isnull=False)
+        .order_by("modality", "upstream_rank")
+        .values_list("pk", "modality", "upstream_rank")
+    )
+    graded_per_modality = defaultdict(int)
+    for pk, modality, _ in items:
+        graded_per_modality[modality] += pk in grades
+    reference = max(
+        project.modalities, key=lambda m: (graded_per_modality[m], -project.modalities.index(m))
+    )
+    anchors = pure.select_anchors(
+        (pk, rank, grades.get(pk)) for pk, modality, rank in items if modality == reference
+    )
+    started = []
+    for other in project.modalities:
+        if other == reference:
+            continue
+        # Only B's ungraded tail is searched: its graded top band is known already.
+        tail = [pk for pk, modality, _ in items if modality == other and pk not in grades]
+        if not anchors or not tail:
+            continue
+        state = pure.QuerySearch.start(anchors, tail, max_grade=project.max_grade).to_state()
+        search, created = AnchorSearch.objects.get_or_create(
+            query=query, reference_modality=reference, other_modality=other,
+            defaults={"project": project, "state": state},
+        )  # fmt: skip
+        if created:
+            _store_upstream_pairs(project, query, [pk for pk, m, _ in items if m == other])
+        started.append(search)
+    for search in started:
+        advance_search(search_id=search.pk)
+    return started
+
+
+def advance_search(*, search_id: int) -> Task | None:
+    """Create the compare task for the search's next probe, if any, if the budget pays for it.
+
+    Takes a row lock on the search, so two workers advancing it at once create one task.
+    """
+    with transaction.atomic():
+        search = (
+            AnchorSearch.objects.select_for_update().select_related("project").get(pk=search_id)
+        )
+        if search.status == AnchorSearch.Status.DONE:
+            return None
+        if (
+            ProbeTask.objects.filter(search=search, is_recorded=False)
+            .exclude(task__status=TaskStatus.CANCELLED)
+            .exists()
+        ):
+            return None  # one probe at a time: the next one depends on its answer
+        state = pure.QuerySearch.from_state(search.state)
+        probe = state.next_probe()
+        if probe is None:
+            _finish(search, state)
+            return None
+        project = search.project
+        if budget_status(project=project)["left"] < project.compare_cost:
+            log.info("search %s waits: the budget cannot pay for another comparison", search.pk)
+            return None
+        step = sum(len(anchor.history) for anchor in state.anchors)
+        anchor = Item.objects.get(pk=probe.anchor_id)
+        reason = (
+            f"Re-ask after a contradiction: {probe.reason}" if probe.is_reask
+            else f"Search probe against anchor “{anchor.title or anchor.external_id}” (grade {anchor_grade(state, probe)})"
+        )  # fmt: skip
+        task, created = Task.objects.get_or_create(
+            project=project, dedupe_key=f"probe:{search.pk}:{step}",
+            defaults={
+                "kind": TaskKind.COMPARE, "anchor": anchor, "other_id": probe.b_item_id, "reason": reason[:300],
+                "priority": REASK_PRIORITY if probe.is_reask else SEARCH_PRIORITY,
+            },
+        )  # fmt: skip
+        if created:
+            ProbeTask.objects.create(
+                task=task,
+                search=search,
+                anchor=anchor,
+                position=probe.b_position,
+                is_reask=probe.is_reask,
+            )
+            if probe.exclude_annotators:
+                task.excluded_annotators.add(*probe.exclude_annotators)
+        return task
+
+
+def anchor_grade(state: pure.QuerySearch, probe: pure.Probe) -> int:
+    return state.anchor(probe.anchor_id).anchor_grade
+
+
+def record_probe_answer(*, judgment: Judgment) -> AnchorSearch | None:
+    """Feed a compare judgment into its search (once), then queue the next probe."""
+    probe = ProbeTask.objects.filter(task_id=judgment.task_id).first()
+    if probe is None or judgment.outcome is None:
+        return None
+    with transaction.atomic():
+        search = AnchorSearch.objects.select_for_update().get(pk=probe.search_id)
+        state = pure.QuerySearch.from_state(search.state)
+        contradictions_before = len(state.contradictions)
+        # judgment_id makes a second delivery of the same judgment a no-op inside the state.
+        state.record(
+            OUTCOME_FROM_ANCHOR_SIDE[judgment.outcome], anchor_id=probe.anchor_id,
+            position=probe.position, annotator=judgment.annotator_id, judgment_id=judgment.pk,
+        )  # fmt: skip
+        search.state = state.to_state()
+        search.probes_answered = sum(len(a.history) for a in state.anchors)
+        search.contradictions = len(state.contradictions)
+        search.save(update_fields=["state", "probes_answered", "contradictions", "updated_at"])
+        ProbeTask.objects.filter(task_id=judgment.task_id).update(is_recorded=True)
+        if len(state.contradictions) > contradictions_before:
+            log.warning("search %s: contradiction found, re-asking another annotator", search.pk)
+    advance_search(search_id=search.pk)
+    return search
+
+
+def _finish(search: AnchorSearch, state: pure.QuerySearch) -> None:
+    """Store the finished search's implied grades and pairs (idempotent), and close it."""
+    project = search.project
+    ImpliedGrade.objects.bulk_create(
+        [
+            ImpliedGrade(project=project, search=search, item_id=item_id, low=low, high=high)
+            for item_id, (low, high) in state.implied_grade_intervals().items()
+        ],
+        ignore_conflicts=True,
+    )
+    PreferencePair.objects.bulk_create(
+        [
+            PreferencePair(
+                project=project,
+                query_id=search.query_id,
+                better_id=pair.better_id,
+                worse_id=pair.worse_id,
+                source=PairSource.HUMAN
+                if pair.source == pure.PairSource.HUMAN
+                else PairSource.IMPLIED,
+                search=search,
+            )  # fmt: skip
+            for pair in state.implied_pairs()
+        ],
+        ignore_conflicts=True,
+    )
+    search.status = AnchorSearch.Status.DONE
+    search.save(update_fields=["status", "updated_at"])
+
+
+def _store_upstream_pairs(project: Project, query: Query, ordered: list[int]) -> None:
+    """Adjacent pairs of one modality's upstream order: free, weak, intra-modal supervision."""
+    PreferencePair.objects.bulk_create(
+        [
+            PreferencePair(
+                project=project, query=query, better_id=a, worse_id=b, source=PairSource.UPSTREAM
+            )
+            for a, b in zip(ordered, ordered[1:], strict=False)
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def handle_judgment(*, judgment_id: int) -> None:
+    """Follow-up work of one judgment: start searches after a page, advance after a comparison."""
+    judgment = (
+        Judgment.objects.select_related("task__page__query", "project")
+        .filter(pk=judgment_id)
+        .first()
+    )
+    if judgment is None:
+        return
+    if judgment.kind == TaskKind.COMPARE:
+        record_probe_answer(judgment=judgment)
+    elif judgment.task.page_id is not None:
+        start_searches(query=judgment.task.page.query)
+
+
+def search_progress(*, project: Project) -> dict[str, int]:
+    return AnchorSearch.objects.filter(project=project).aggregate(
+        open=Count("pk", filter=Q(status=AnchorSearch.Status.OPEN)),
+        done=Count("pk", filter=Q(status=AnchorSearch.Status.DONE)),
+        contradictions=Count("pk", filter=Q(contradictions__gt=0)),
+    )

@@ -1,0 +1,108 @@
+"""Selection strategies behind one interface: which items to grade on candidate pages.
+
+Every strategy plans `grade_page` work; `iso_anchor` then spends what is left of the budget on
+the anchor searches (active_selection/services.py), which turn few comparisons into many pairs.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+PAGE_PRIORITY = 100  # candidate pages go first: their grades are the anchors of every search
+SEARCH_PRIORITY = 50
+REASK_PRIORITY = 80  # a contradiction blocks its search until the re-ask is answered
+
+
+@dataclass(frozen=True)
+class QueryItems:
+    """One training query's items per modality, best upstream rank first."""
+
+    query_id: int
+    by_modality: dict[str, list[int]]
+
+
+@dataclass(frozen=True)
+class PagePlan:
+    query_id: int
+    item_ids: list[int]
+    reason: str
+    key: str  # stable within the query, so planning twice creates a page once
+
+
+def interleave(lists: Sequence[Sequence[int]]) -> list[int]:
+    """Round-robin by upstream rank: rank 1 of each modality, then rank 2, and so on."""
+    merged = []
+    for position in range(max((len(items) for items in lists), default=0)):
+        merged.extend(items[position] for items in lists if position < len(items))
+    return merged
+
+
+def top_band_page(query: QueryItems, *, top_band: int, page_size: int) -> list[int]:
+    return interleave([items[:top_band] for items in query.by_modality.values()])[:page_size]
+
+
+def plan_pages(
+    strategy: str,
+    queries: Sequence[QueryItems],
+    *,
+    top_band: int,
+    page_size: int,
+    max_items: int,
+    seed: int = 0,
+) -> list[PagePlan]:
+    """Pages to grade, in the order they should be created, holding at most `max_items` items."""
+    if strategy in ("iso_anchor", "top_p"):
+        plans = [
+            PagePlan(q.query_id, top_band_page(q, top_band=top_band, page_size=page_size),
+                     f"Page grading: the top {top_band} of each modality", "top")
+            for q in queries
+        ]  # fmt: skip
+    elif strategy == "full":
+        plans = []
+        for q in queries:
+            merged = interleave(list(q.by_modality.values()))
+            for start in range(0, len(merged), page_size):
+                plans.append(
+                    PagePlan(q.query_id, merged[start : start + page_size],
+                             "Page grading: every item of the query", f"full{start // page_size}")
+                )  # fmt: skip
+    elif strategy == "random":
+        rng = random.Random(seed)
+        pool = [
+            (q.query_id, item)
+            for q in queries
+            for items in q.by_modality.values()
+            for item in items
+        ]
+        chosen = rng.sample(pool, min(max_items, len(pool)))
+        rank = {
+            item: r
+            for q in queries
+            for items in q.by_modality.values()
+            for r, item in enumerate(items)
+        }
+        by_query: dict[int, list[int]] = {}
+        for query_id, item in chosen:
+            by_query.setdefault(query_id, []).append(item)
+        plans = []
+        for query_id, items in by_query.items():
+            items.sort(key=lambda item: rank[item])
+            for start in range(0, len(items), page_size):
+                plans.append(
+                    PagePlan(query_id, items[start : start + page_size],
+                             "Page grading: randomly chosen items", f"random{start // page_size}")
+                )  # fmt: skip
+    else:
+        raise ValueError(f"unknown strategy {strategy!r}")
+    return _within(plans, max_items)
+
+
+def _within(plans: list[PagePlan], max_items: int) -> list[PagePlan]:
+    kept, used = [], 0
+    for plan in plans:
+        if plan.item_ids and used + len(plan.item_ids) <= max_items:
+            kept.append(plan)
+            used += len(plan.item_ids)
+    return kept

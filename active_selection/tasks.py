@@ -1,0 +1,18 @@
+"""Celery entry points of active selection: thin, take ids, safe to run twice."""
+
+from celery import shared_task
+
+from labeling.models import Project
+
+from . import services
+
+
+@shared_task(acks_late=True)
+def judgment_recorded(judgment_id: int) -> None:
+    services.handle_judgment(judgment_id=judgment_id)
+
+
+@shared_task(acks_late=True)
+def create_page_tasks(project_id: int) -> int:
+    project = Project.objects.filter(pk=project_id).first()
+    return services.create_page_tasks(project=project) if project else 0

@@ -1,0 +1,7 @@
+"""Signals labeling sends to other apps, so that labeling never imports them."""
+
+from django.dispatch import Signal
+
+# Sent after the commit of a new judgment (never for a replayed submit), with keyword arguments
+# `judgment_id` and `project_id`. Receivers queue follow-up work (e.g. the active selection engine).
+judgment_recorded = Signal()

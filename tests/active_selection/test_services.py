@@ -1,0 +1,141 @@
+"""The search loop on the database: pages, then comparisons, then pairs; every step idempotent."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from active_selection import services
+from active_selection.models import (
+    AnchorSearch,
+    ImpliedGrade,
+    PairSource,
+    PreferencePair,
+    ProbeTask,
+)
+from labeling.models import (
+    CompareOutcome,
+    Item,
+    ItemGrade,
+    Judgment,
+    Project,
+    Query,
+    Task,
+    TaskKind,
+    TaskStatus,
+)
+
+TRUE_TEXT = [4, 3, 2, 1, 0, 0]  # upstream order agrees with truth within a modality
+TRUE_IMAGE = [4, 3, 3, 2, 1, 1, 0, 0, 0, 0]
+
+
+def make_world(project: Project, queries: int = 1) -> dict[int, int]:
+    truth = {}
+    for q in range(queries):
+        query = Query.objects.create(project=project, external_id=f"q{q}", text=f"query {q}")
+        for modality, grades, scale in (("text", TRUE_TEXT, 10.0), ("image", TRUE_IMAGE, 1.0)):
+            for rank, grade in enumerate(grades, start=1):
+                item = Item.objects.create(
+                    project=project, query=query, external_id=f"{q}-{modality}-{rank}", modality=modality,
+                    title=f"{modality} {rank}", upstream_score=scale * (100 - rank), upstream_rank=rank,
+                )  # fmt: skip
+                truth[item.pk] = grade
+    return truth
+
+
+@pytest.fixture
+def world(project, make_user):
+    project.top_band = 3
+    project.page_size = 6
+    project.budget = Decimal("100")
+    project.save()
+    truth = make_world(project)
+    return project, truth, make_user("ann1"), make_user("ann2")
+
+
+def judge(task: Task, annotator, *, truth: dict[int, int]) -> Judgment:
+    task = Task.objects.get(pk=task.pk)
+    if task.kind == TaskKind.GRADE_PAGE:
+        items = list(task.page.slots.values_list("item_id", flat=True))
+        judgment = Judgment.objects.create(
+            task=task, project=task.project, annotator=annotator, client_uuid=uuid.uuid4(),
+            kind=TaskKind.GRADE_PAGE, cost=task.project.grade_cost * len(items),
+        )  # fmt: skip
+        ItemGrade.objects.bulk_create(
+            [ItemGrade(judgment=judgment, item_id=i, grade=truth[i]) for i in items]
+        )
+    else:
+        a, b = truth[task.anchor_id], truth[task.other_id]
+        outcome = (
+            CompareOutcome.EQUAL
+            if a == b
+            else (CompareOutcome.ANCHOR_BETTER if a > b else CompareOutcome.OTHER_BETTER)
+        )
+        judgment = Judgment.objects.create(
+            task=task, project=task.project, annotator=annotator, client_uuid=uuid.uuid4(),
+            kind=TaskKind.COMPARE, outcome=outcome, cost=task.project.compare_cost,
+        )  # fmt: skip
+    Task.objects.filter(pk=task.pk).update(status=TaskStatus.DONE)
+    return judgment
+
+
+def test_page_tasks_hold_the_top_band_of_each_modality_interleaved(world):
+    project, truth, *_ = world
+    assert services.create_page_tasks(project=project) == 1
+    task = Task.objects.get(kind=TaskKind.GRADE_PAGE)
+    slots = list(task.page.slots.order_by("position").values_list("item__external_id", flat=True))
+    assert slots == ["0-text-1", "0-image-1", "0-text-2", "0-image-2", "0-text-3", "0-image-3"]
+    assert services.create_page_tasks(project=project) == 0, "planning twice creates nothing twice"
+
+
+def test_no_page_task_is_created_that_the_budget_cannot_pay(project):
+    make_world(project, queries=3)
+    project.budget = Decimal("1.3")  # 0.10 per grade: two pages of 6 items fit, not three
+    project.page_size = 6
+    project.save()
+    assert services.create_page_tasks(project=project) == 2
+
+
+@pytest.mark.parametrize("strategy,expected_items", [("full", 16), ("top_p", 6), ("random", 16)])
+def test_strategies_plan_their_pages(project, strategy, expected_items):
+    make_world(project)
+    project.strategy = strategy
+    project.page_size = 6
+    project.save()
+    services.create_page_tasks(project=project)
+    graded = sum(t.page.slots.count() for t in Task.objects.filter(kind=TaskKind.GRADE_PAGE))
+    assert graded == expected_items
+
+
+def test_graded_page_leads_to_searches_that_end_in_true_pairs(world):
+    project, truth, ann1, ann2 = world
+    services.create_page_tasks(project=project)
+    page_task = Task.objects.get(kind=TaskKind.GRADE_PAGE)
+    judgment = judge(page_task, ann1, truth=truth)
+    services.handle_judgment(judgment_id=judgment.pk)
+    services.handle_judgment(judgment_id=judgment.pk)  # delivered twice
+    assert AnchorSearch.objects.count() == 1
+    assert Task.objects.filter(kind=TaskKind.COMPARE).count() == 1
+
+    asked = 0
+    while task := Task.objects.filter(kind=TaskKind.COMPARE, status=TaskStatus.OPEN).first():
+        compare = judge(task, ann2, truth=truth)
+        services.handle_judgment(judgment_id=compare.pk)
+        services.handle_judgment(judgment_id=compare.pk)  # a second delivery changes nothing
+        asked += 1
+        assert asked < 30
+    search = AnchorSearch.objects.get()
+    assert search.status == AnchorSearch.Status.DONE
+    assert search.probes_answered == asked == ProbeTask.objects.count()
+    # Anchors are the lowest-ranked text item of each grade; the searched tail is image ranks 4..10.
+    implied = list(PreferencePair.objects.filter(source__in=[PairSource.IMPLIED, PairSource.HUMAN]))
+    assert implied, "a finished search yields pairs"
+    for pair in implied:
+        assert truth[pair.better_id] > truth[pair.worse_id], pair
+    for grade in ImpliedGrade.objects.all():
+        assert grade.low <= truth[grade.item_id] <= grade.high
+    assert PreferencePair.objects.filter(source=PairSource.UPSTREAM).count() == len(TRUE_IMAGE) - 1
+    # Far fewer comparisons than pairs: the point of the search.
+    assert asked < len(implied)

@@ -3,6 +3,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from active_selection.services import create_page_tasks
 from labeling import demo_content
 from labeling.demo import load_demo
 
@@ -14,6 +15,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         project, created = load_demo()
+        pages = create_page_tasks(project=project)
         user_model = get_user_model()
         admin, admin_created = user_model.objects.get_or_create(
             username="admin", defaults={"is_staff": True, "is_superuser": True}
@@ -24,7 +26,7 @@ class Command(BaseCommand):
         verb = "Created" if created else "Kept the existing"
         self.stdout.write(
             f"{verb} demo project '{project.slug}': {project.queries.count()} queries, "
-            f"{project.items.count()} items."
+            f"{project.items.count()} items; {pages} new candidate pages to grade."
         )
         self.stdout.write("Demo accounts (username / password / role):")
         self.stdout.write("  admin / pagewise-admin / administrator (Django admin)")

@@ -9,16 +9,15 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from statistics import median_low
 
 from django.db import transaction
 from django.db.models import Count, Q
 
+from labeling import selectors as labeling_selectors
 from labeling.models import (
     CandidatePage,
     CompareOutcome,
     Item,
-    ItemGrade,
     Judgment,
     PageSlot,
     Project,
@@ -30,6 +29,7 @@ from labeling.models import (
     TaskStatus,
 )
 from labeling.selectors import budget_status
+from ranking.services import maybe_queue_retrain
 
 from . import search as pure
 from .models import AnchorSearch, ImpliedGrade, PairSource, PreferencePair, ProbeTask
@@ -115,13 +115,7 @@ def create_page_tasks(*, project: Project, seed: int = 0) -> int:
 
 
 def human_grades(*, query: Query) -> dict[int, int]:
-    """Each graded item's label: the lower median of its grades (one per judgment)."""
-    grades: dict[int, list[int]] = defaultdict(list)
-    for item_id, grade in ItemGrade.objects.filter(item__query=query).values_list(
-        "item_id", "grade"
-    ):
-        grades[item_id].append(grade)
-    return {item_id: median_low(values) for item_id, values in grades.items()}
+    return labeling_selectors.human_grades(query_ids=[query.pk])
 
 
 # --- searches -------------------------------------------------------------------------------
@@ -312,6 +306,7 @@ def handle_judgment(*, judgment_id: int) -> None:
         record_probe_answer(judgment=judgment)
     elif judgment.task.page_id is not None:
         start_searches(query=judgment.task.page.query)
+    maybe_queue_retrain(project=judgment.project)
 
 
 def search_progress(*, project: Project) -> dict[str, int]:

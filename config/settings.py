@@ -182,6 +182,8 @@ SPECTACULAR_SETTINGS = {
 
 # --- Models ---------------------------------------------------------------------------------
 PAGEWISE_TORCH_DEVICE = os.environ.get("PAGEWISE_TORCH_DEVICE", "")
+# Encode new items (and give unscored ones a built-in upstream score) in a worker after import.
+PAGEWISE_EMBED_AFTER_IMPORT = env_bool("PAGEWISE_EMBED_AFTER_IMPORT", True)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 

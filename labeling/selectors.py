@@ -86,3 +86,17 @@ def budget_status(*, project: Project) -> dict[str, Decimal]:
         "reserved": reserved,
         "left": project.budget - spent - reserved,
     }
+
+
+def human_grades(*, query_ids) -> dict[int, int]:
+    """Each human-graded item's label: the lower median of its grades (one per judgment)."""
+    from collections import defaultdict
+    from statistics import median_low
+
+    from .models import ItemGrade
+
+    grades: dict[int, list[int]] = defaultdict(list)
+    rows = ItemGrade.objects.filter(item__query_id__in=query_ids).values_list("item_id", "grade")
+    for item_id, grade in rows.iterator():
+        grades[item_id].append(grade)
+    return {item_id: median_low(values) for item_id, values in grades.items()}

@@ -5,3 +5,6 @@ from django.dispatch import Signal
 # Sent after the commit of a new judgment (never for a replayed submit), with keyword arguments
 # `judgment_id` and `project_id`. Receivers queue follow-up work (e.g. the active selection engine).
 judgment_recorded = Signal()
+
+# Sent after an import's transaction commits, with project_id.
+items_imported = Signal()

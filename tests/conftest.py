@@ -1,9 +1,12 @@
-"""Shared fixtures. Tests marked `postgres` / `redis` need the real services; when
-PAGEWISE_REQUIRE_SERVICES=1 (set by .ci/run) a missing service fails the test instead of skipping."""
+"""Shared fixtures. Tests marked `postgres` / `redis` need the real services, and `browser` tests
+need Debian's Chromium; when PAGEWISE_REQUIRE_SERVICES=1 (set by .ci/run) a missing service fails
+the test instead of skipping."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 
 import pytest
 
@@ -28,6 +31,11 @@ def _services(request):
         "CELERY_BROKER_URL", ""
     ).startswith("redis://"):
         _missing("needs Redis: set CELERY_BROKER_URL=redis://...")
+    if request.node.get_closest_marker("browser"):
+        if not shutil.which("chromium"):
+            _missing("needs Debian's Chromium on PATH: apt-get install -y chromium")
+        if importlib.util.find_spec("playwright") is None:
+            _missing("needs the playwright package: pip install -e '.[dev]'")
 
 
 @pytest.fixture(autouse=True)
@@ -40,6 +48,8 @@ def _media_root_and_eager_tasks(request, tmp_path):
 
     settings = request.getfixturevalue("settings")
     settings.MEDIA_ROOT = tmp_path / "media"
+    # Encoding needs the real models (seconds to load): only the tests that ask for it pay.
+    settings.PAGEWISE_EMBED_AFTER_IMPORT = request.node.get_closest_marker("embeds") is not None
     eager = request.node.get_closest_marker("redis") is None
     previous = app.conf.task_always_eager
     app.conf.task_always_eager = eager

@@ -1,0 +1,142 @@
+"""Simulated projects with known truth: a generated world stored as a real project, and annotators
+that answer from the truth with configurable noise. Used by `simulate` and by tests."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from labeling.models import (
+    CompareOutcome,
+    Item,
+    ItemGrade,
+    Judgment,
+    Project,
+    Query,
+    Split,
+    Task,
+    TaskKind,
+    TaskStatus,
+)
+from labeling.services import recompute_upstream_ranks
+from ranking.ml.synthetic import SyntheticWorld
+from ranking.models import ItemEmbedding, QueryEmbedding, to_bytes
+
+MODALITY_NAMES = ("text", "image", "video")
+
+
+def store_world(*, project: Project, world: SyntheticWorld, gold_queries: int) -> dict[int, int]:
+    """Write the world's queries, items and embeddings; the first `gold_queries` are the gold set.
+
+    Returns the true grade of every item (by primary key): the simulator's hidden truth.
+    """
+    names = list(project.modalities)
+    truth: dict[int, int] = {}
+    with transaction.atomic():
+        for index, q in enumerate(world.queries):
+            is_gold = index < gold_queries
+            query = Query.objects.create(
+                project=project, external_id=f"sim-q{q.query_id}", text=f"simulated query {q.query_id}",
+                split=Split.GOLD if is_gold else Split.TRAIN,
+            )  # fmt: skip
+            QueryEmbedding.objects.create(
+                query=query, vector=to_bytes(q.query_emb), text_encoder="synthetic"
+            )
+            items = Item.objects.bulk_create(
+                [
+                    Item(
+                        project=project,
+                        query=query,
+                        external_id=f"sim-q{q.query_id}-{i}",
+                        modality=names[int(m)],
+                        title=f"{names[int(m)]} result {i}",
+                        upstream_score=float(q.upstream_scores[i]),
+                        gold_grade=int(q.grades[i]) if is_gold else None,
+                    )  # fmt: skip
+                    for i, m in enumerate(q.modalities)
+                ]
+            )
+            ItemEmbedding.objects.bulk_create(
+                [
+                    ItemEmbedding(
+                        item=item,
+                        text_vector=to_bytes(q.text_embs[i]),
+                        image_vector=to_bytes(q.image_embs[i])
+                        if names[int(q.modalities[i])] != "text"
+                        else None,
+                        text_encoder="synthetic",
+                        image_encoder="synthetic",
+                    )  # fmt: skip
+                    for i, item in enumerate(items)
+                ]
+            )
+            truth.update({item.pk: int(q.grades[i]) for i, item in enumerate(items)})
+        recompute_upstream_ranks(project=project)
+    return truth
+
+
+@dataclass
+class SimulatedAnnotator:
+    """Answers from the truth: a grade off by one with `grade_noise`, a comparison flipped with
+    `compare_noise` (an `equal` answer then becomes a random strict one)."""
+
+    truth: dict[int, int]
+    max_grade: int
+    grade_noise: float = 0.10
+    compare_noise: float = 0.05
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def grade(self, item_id: int) -> int:
+        grade = self.truth[item_id]
+        if self.rng.random() < self.grade_noise:
+            grade += (
+                self.rng.choice([-1, 1])
+                if 0 < grade < self.max_grade
+                else (1 if grade == 0 else -1)
+            )
+        return grade
+
+    def compare(self, anchor_id: int, other_id: int) -> str:
+        a, b = self.truth[anchor_id], self.truth[other_id]
+        outcome = (
+            CompareOutcome.EQUAL
+            if a == b
+            else CompareOutcome.ANCHOR_BETTER
+            if a > b
+            else CompareOutcome.OTHER_BETTER
+        )
+        if self.rng.random() < self.compare_noise:
+            others = [o for o in CompareOutcome.values if o != outcome]
+            outcome = self.rng.choice(others)
+        return outcome
+
+
+def answer_task(*, task: Task, annotator_user, oracle: SimulatedAnnotator) -> Judgment:
+    """Store the oracle's judgment of a task as an annotator would (the cost model included)."""
+    project = task.project
+    with transaction.atomic():
+        if task.kind == TaskKind.GRADE_PAGE:
+            items = list(task.page.slots.values_list("item_id", flat=True))
+            judgment = Judgment.objects.create(
+                task=task, project=project, annotator=annotator_user, client_uuid=uuid.uuid4(),
+                kind=TaskKind.GRADE_PAGE, cost=project.grade_cost * len(items),
+            )  # fmt: skip
+            ItemGrade.objects.bulk_create(
+                [ItemGrade(judgment=judgment, item_id=i, grade=oracle.grade(i)) for i in items]
+            )
+        else:
+            judgment = Judgment.objects.create(
+                task=task, project=project, annotator=annotator_user, client_uuid=uuid.uuid4(),
+                kind=TaskKind.COMPARE, outcome=oracle.compare(task.anchor_id, task.other_id),
+                cost=project.compare_cost,
+            )  # fmt: skip
+        Task.objects.filter(pk=task.pk).update(
+            status=TaskStatus.DONE, assignee=None, lease_expires_at=None
+        )
+    return judgment

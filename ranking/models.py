@@ -1,0 +1,94 @@
+"""Ranking data: the per-item embedding cache and the trained reranker versions."""
+
+from __future__ import annotations
+
+import numpy as np
+from django.db import models
+from django.db.models import Q
+
+from labeling.models import Item, Project, Query
+
+
+def to_bytes(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype=np.float32).tobytes()
+
+
+def from_bytes(data: bytes | memoryview | None) -> np.ndarray | None:
+    return None if data is None else np.frombuffer(bytes(data), dtype=np.float32)
+
+
+class ItemEmbedding(models.Model):
+    """An item's encoder outputs, computed once; the encoder's name and version say which weights."""
+
+    item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="embedding")
+    text_vector = models.BinaryField()
+    image_vector = models.BinaryField(null=True)
+    # ImageNet class probabilities of the image: what the built-in image ranker scores from.
+    class_probs = models.BinaryField(null=True)
+    text_encoder = models.CharField(max_length=120)
+    image_encoder = models.CharField(max_length=120, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Embedding of item {self.item_id} ({self.text_encoder})"
+
+
+class QueryEmbedding(models.Model):
+    query = models.OneToOneField(Query, on_delete=models.CASCADE, related_name="embedding")
+    vector = models.BinaryField()
+    text_encoder = models.CharField(max_length=120)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Embedding of query {self.query_id}"
+
+
+class RerankerVersion(models.Model):
+    """A trained whole-page reranker with what it was trained on and its quality on the gold set."""
+
+    class Status(models.TextChoices):
+        TRAINING = "training", "Training"
+        ACTIVE = "active", "Active"
+        RETIRED = "retired", "Retired (a newer version is active)"
+        REJECTED = "rejected", "Rejected (worse on gold than the active one)"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="reranker_versions")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.TRAINING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    graded_items = models.PositiveIntegerField(default=0)
+    pairs_human = models.PositiveIntegerField(default=0)
+    pairs_implied = models.PositiveIntegerField(default=0)
+    labels_used = models.PositiveIntegerField(
+        default=0, help_text="Graded items + human and implied pairs."
+    )
+    cost_spent = models.DecimalField(max_digits=12, decimal_places=4, default=0)
+    gold_ndcg10 = models.FloatField(null=True, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    training = models.JSONField(
+        default=dict, blank=True, help_text="Epochs, seconds, loss weights."
+    )
+    weights_path = models.CharField(max_length=400, blank=True)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["project", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="version_unique_number"),
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=Q(status="active"),
+                name="version_one_active_per_project",
+            ),
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=Q(status="training"),
+                name="version_one_training_per_project",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} reranker v{self.number} ({self.status})"

@@ -1,0 +1,513 @@
+"""Ranking on the database: embeddings, built-in upstream scores, training and activating versions.
+
+Heavy models are loaded once per process (`builtin_rankers`). Training reads labels from
+labeling (grades) and active_selection (pairs); it writes only RerankerVersion rows and weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max, Min
+from django.utils import timezone
+from PIL import Image
+
+from active_selection.models import PairSource, PreferencePair
+from labeling.models import Item, Project, Query, Split
+from labeling.selectors import budget_status, human_grades
+from labeling.services import recompute_upstream_ranks
+
+from .ml import baselines
+from .ml.features import UNKNOWN_GRADE, TrainPage
+from .ml.features import PreferencePair as PagePair
+from .ml.losses import LossWeights
+from .ml.metrics import evaluate_pages
+from .ml.model import RerankerConfig, WholePageReranker
+from .ml.trainer import score_pages, train
+from .models import ItemEmbedding, QueryEmbedding, RerankerVersion, from_bytes, to_bytes
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def builtin_rankers():
+    """The encoders and built-in rankers, loaded once per process (seconds, hundreds of MB)."""
+    from .ml.rankers import BuiltinRankers
+
+    return BuiltinRankers()
+
+
+# --- embeddings and built-in scores ---------------------------------------------------------
+
+
+def item_text(item: Item) -> str:
+    return ". ".join(part for part in (item.title, item.text) if part) or item.external_id
+
+
+def embed_items(*, project: Project, batch_size: int = 64, progress=None) -> int:
+    """Encode every item and query of the project that has no embedding yet; return items done."""
+    rankers = builtin_rankers()
+    text_encoder = rankers.text_encoder
+    done = 0
+    pending = list(Item.objects.filter(project=project, embedding__isnull=True).order_by("pk"))
+    for start in range(0, len(pending), batch_size):
+        batch = pending[start : start + batch_size]
+        text_vectors = text_encoder.encode([item_text(item) for item in batch])
+        with_image = [i for i, item in enumerate(batch) if item.image]
+        image_vectors, class_probs = {}, {}
+        if with_image:
+            images = []
+            for i in with_image:
+                with batch[i].image.open("rb") as handle, Image.open(handle) as image:
+                    images.append(image.convert("RGB"))
+            encoded = rankers.image_encoder.encode(images)
+            for row, i in enumerate(with_image):
+                image_vectors[i] = encoded.features[row]
+                class_probs[i] = encoded.class_probs[row]
+        image_name = (
+            f"{rankers.image_encoder.name}@{rankers.image_encoder.version}" if with_image else ""
+        )
+        ItemEmbedding.objects.bulk_create(
+            [
+                ItemEmbedding(
+                    item=item,
+                    text_vector=to_bytes(text_vectors[i]),
+                    image_vector=to_bytes(image_vectors[i]) if i in image_vectors else None,
+                    class_probs=to_bytes(class_probs[i]) if i in class_probs else None,
+                    text_encoder=f"{text_encoder.name}@{text_encoder.version}",
+                    image_encoder=image_name if i in image_vectors else "",
+                )
+                for i, item in enumerate(batch)
+            ],
+            ignore_conflicts=True,  # a second worker on the same project wrote them first
+        )
+        done += len(batch)
+        if progress:
+            progress(done, len(pending))
+    queries = list(Query.objects.filter(project=project, embedding__isnull=True))
+    for start in range(0, len(queries), batch_size):
+        batch = queries[start : start + batch_size]
+        vectors = text_encoder.encode([q.text for q in batch])
+        QueryEmbedding.objects.bulk_create(
+            [
+                QueryEmbedding(
+                    query=q,
+                    vector=to_bytes(v),
+                    text_encoder=f"{text_encoder.name}@{text_encoder.version}",
+                )
+                for q, v in zip(batch, vectors, strict=True)
+            ],
+            ignore_conflicts=True,
+        )
+    fill_builtin_scores(project=project)
+    return done
+
+
+def fill_builtin_scores(*, project: Project) -> int:
+    """Give items imported without an upstream score one from the built-in ranker of their modality.
+
+    Where a query's modality has imported scores for some items, the built-in scores of the
+    others are placed below the lowest imported one: the two scales are unrelated, and the
+    imported ranker is trusted over the built-in one.
+    """
+    missing = list(
+        Item.objects.filter(
+            project=project,
+            upstream_score__isnull=True,
+            embedding__isnull=False,
+            query__embedding__isnull=False,
+        ).select_related("embedding", "query__embedding")
+    )
+    if not missing:
+        return 0
+    rankers = builtin_rankers()
+    lowest = {
+        (query_id, modality): low
+        for query_id, modality, low in Item.objects.filter(
+            project=project, upstream_score__isnull=False, is_score_builtin=False
+        )
+        .values("query_id", "modality")
+        .annotate(low=Min("upstream_score"))
+        .values_list("query_id", "modality", "low")
+    }
+    for item in missing:
+        query_vector = from_bytes(item.query.embedding.vector)
+        probs = from_bytes(item.embedding.class_probs)
+        if probs is not None:
+            score = _image_score(rankers, query_vector, probs)
+        else:
+            score = float(np.dot(query_vector, from_bytes(item.embedding.text_vector)))
+        low = lowest.get((item.query_id, item.modality))
+        # Both built-in scores are cosines in [-1, 1]: shifting by 2 keeps them below `low`.
+        item.upstream_score = score if low is None else low - 2.0 + score
+        item.is_score_builtin = True
+    Item.objects.bulk_update(missing, ["upstream_score", "is_score_builtin"], batch_size=500)
+    recompute_upstream_ranks(project=project)
+    return len(missing)
+
+
+def _image_score(rankers, query_vector: np.ndarray, probs: np.ndarray) -> float:
+    from .ml.rankers import image_upstream_scores
+
+    return float(
+        image_upstream_scores(
+            query_vector, probs[None, :], rankers.class_name_embs, top_k=rankers.top_k
+        )[0]
+    )
+
+
+# --- training pages ---------------------------------------------------------------------------
+
+
+@dataclass
+class TrainingSettings:
+    """A project's `training_settings`, with defaults: loss mix, epochs and model size."""
+
+    epochs: int = 40
+    patience: int = 6
+    lr: float = 2e-3
+    batch_size: int = 16
+    hidden: int = 128
+    layers: int = 2
+    heads: int = 4
+    ce: float = 1.0
+    listmle: float = 1.0
+    pair_human: float = 1.0
+    pair_implied: float = 0.3
+    gamma: float = 0.5
+    default_beta: float = 0.1
+    single_modal: bool = True
+    val_fraction: float = 0.2
+
+    @classmethod
+    def of(cls, project: Project) -> TrainingSettings:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in (project.training_settings or {}).items() if k in known})
+
+    def loss_weights(self) -> LossWeights:
+        return LossWeights(
+            ce=self.ce, listmle=self.listmle, pair_human=self.pair_human, pair_implied=self.pair_implied,
+            gamma=self.gamma, default_beta=self.default_beta, single_modal=self.single_modal,
+        )  # fmt: skip
+
+
+def embedding_dims(*, project: Project) -> tuple[int, int]:
+    """(text_dim, image_dim) of the project's cached embeddings."""
+    row = ItemEmbedding.objects.filter(item__project=project).first()
+    if row is None:
+        raise ValueError(f"project '{project.slug}' has no embeddings yet: run embed_items first")
+    image = ItemEmbedding.objects.filter(item__project=project, image_vector__isnull=False).first()
+    text_dim = len(from_bytes(row.text_vector))
+    image_dim = len(from_bytes(image.image_vector)) if image else 0
+    return text_dim, max(image_dim, 1)
+
+
+def project_pages(*, project: Project, split: str, query_ids=None) -> list[TrainPage]:
+    """One page per query of the split: all its embedded items, labels and pairs as indices.
+
+    Train pages carry human grades and human / implied pairs; gold pages carry the gold grades.
+    """
+    text_dim, image_dim = embedding_dims(project=project)
+    queries = Query.objects.filter(project=project, split=split, embedding__isnull=False)
+    if query_ids is not None:
+        queries = queries.filter(pk__in=query_ids)
+    query_vectors = dict(queries.values_list("pk", "embedding__vector"))
+    items_by_query: dict[int, list] = defaultdict(list)
+    rows = (
+        Item.objects.filter(query_id__in=list(query_vectors), embedding__isnull=False)
+        .order_by("query_id", "modality", "upstream_rank", "pk")
+        .values_list("pk", "query_id", "modality", "upstream_score", "gold_grade",
+                     "embedding__text_vector", "embedding__image_vector")
+    )  # fmt: skip
+    for row in rows.iterator(chunk_size=2000):
+        items_by_query[row[1]].append(row)
+    grades = human_grades(query_ids=list(query_vectors)) if split == Split.TRAIN else {}
+    pairs_by_query: dict[int, list] = defaultdict(list)
+    if split == Split.TRAIN:
+        for query_id, better, worse, source in PreferencePair.objects.filter(
+            query_id__in=list(query_vectors), source__in=[PairSource.HUMAN, PairSource.IMPLIED]
+        ).values_list("query_id", "better_id", "worse_id", "source"):
+            pairs_by_query[query_id].append((better, worse, source))
+    modality_index = {m: i for i, m in enumerate(project.modalities)}
+    pages = []
+    for query_id, items in sorted(items_by_query.items()):
+        position = {row[0]: i for i, row in enumerate(items)}
+        image_embs = np.zeros((len(items), image_dim), dtype=np.float32)
+        for i, row in enumerate(items):
+            if row[6] is not None:
+                image_embs[i] = from_bytes(row[6])
+        page_grades = [
+            (row[4] if row[4] is not None else UNKNOWN_GRADE)
+            if split == Split.GOLD
+            else grades.get(row[0], UNKNOWN_GRADE)
+            for row in items
+        ]
+        pages.append(
+            TrainPage.from_items(
+                query_id=query_id,
+                query_emb=from_bytes(query_vectors[query_id]),
+                text_embs=np.stack([from_bytes(row[5]) for row in items]),
+                image_embs=image_embs,
+                modalities=[modality_index.get(row[2], 0) for row in items],
+                upstream_scores=[np.nan if row[3] is None else row[3] for row in items],
+                grades=page_grades,
+                pairs=[
+                    PagePair(position[b], position[w], source)
+                    for b, w, source in pairs_by_query[query_id]
+                    if b in position and w in position
+                ],
+                item_ids=[row[0] for row in items],
+                image_dim=image_dim,
+            )
+        )
+    assert all(p.features.shape[1] == text_dim + image_dim + 3 for p in pages)
+    return pages
+
+
+def _split_validation(pages: list[TrainPage], fraction: float, seed: int) -> tuple[list, list]:
+    """Hold out a stable share of the labelled train queries for early stopping (never gold)."""
+    labelled = [p for p in pages if (p.grades >= 0).sum() >= 2]
+    if len(labelled) < 5 or fraction <= 0:
+        return pages, []
+
+    def bucket(page: TrainPage) -> float:
+        digest = hashlib.sha256(f"{seed}:{page.query_id}".encode()).digest()
+        return int.from_bytes(digest[:4], "big") / 2**32
+
+    val_ids = {
+        p.query_id for p in sorted(labelled, key=bucket)[: max(1, int(len(labelled) * fraction))]
+    }
+    return [p for p in pages if p.query_id not in val_ids], [
+        p for p in pages if p.query_id in val_ids
+    ]
+
+
+def evaluate(model: WholePageReranker, pages: list[TrainPage]) -> dict[str, float]:
+    pages = [p for p in pages if (p.grades >= 0).any()]
+    if not pages:
+        return {}
+    scores = score_pages(model, pages)
+    return evaluate_pages(
+        scores,
+        [p.grades for p in pages],
+        [p.modalities for p in pages],
+        [p.upstream_scores for p in pages],
+    )
+
+
+def baseline_metrics(pages: list[TrainPage]) -> dict[str, float]:
+    """NDCG@10 of the label-free merges on the same pages, the bar every version must clear."""
+    pages = [p for p in pages if (p.grades >= 0).any()]
+    if not pages:
+        return {}
+    merges = {
+        "zscore_merge": lambda p: baselines.zscore_merge(p.upstream_scores, p.modalities),
+        "minmax_merge": lambda p: baselines.minmax_merge(p.upstream_scores, p.modalities),
+        "round_robin": lambda p: baselines.round_robin_merge(p.upstream_scores, p.modalities),
+    }
+    return {
+        name: evaluate_pages(
+            [merge(p) for p in pages], [p.grades for p in pages], [p.modalities for p in pages]
+        )["ndcg@10"]
+        for name, merge in merges.items()
+    }
+
+
+# --- versions ---------------------------------------------------------------------------------
+
+
+STALE_TRAINING_SECONDS = 3 * 3600
+
+
+def supervision_count(*, project: Project) -> dict[str, int]:
+    query_ids = list(project.queries.filter(split=Split.TRAIN).values_list("pk", flat=True))
+    pairs = PreferencePair.objects.filter(project=project)
+    return {
+        "graded_items": len(human_grades(query_ids=query_ids)),
+        "pairs_human": pairs.filter(source=PairSource.HUMAN).count(),
+        "pairs_implied": pairs.filter(source=PairSource.IMPLIED).count(),
+    }
+
+
+def _claim_training(project: Project, celery_task_id: str) -> RerankerVersion | None:
+    """Create this project's one `training` version row, or take over our own after a redelivery.
+
+    Holds a row lock on the project, so two workers never train the same project at once.
+    """
+    with transaction.atomic():
+        Project.objects.select_for_update().get(pk=project.pk)
+        running = RerankerVersion.objects.filter(
+            project=project, status=RerankerVersion.Status.TRAINING
+        ).first()
+        if running is not None:
+            age = (timezone.now() - running.created_at).total_seconds()
+            if celery_task_id and running.celery_task_id == celery_task_id:
+                return running  # the same Celery task, delivered again after its worker died
+            if age < STALE_TRAINING_SECONDS:
+                return None
+            running.status = RerankerVersion.Status.FAILED
+            running.message = "abandoned: its worker stopped without finishing"
+            running.save(update_fields=["status", "message"])
+        number = (
+            RerankerVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0
+        ) + 1
+        return RerankerVersion.objects.create(
+            project=project, number=number, celery_task_id=celery_task_id
+        )
+
+
+def weights_path_for(version: RerankerVersion) -> Path:
+    return (
+        Path(settings.MEDIA_ROOT)
+        / "rerankers"
+        / str(version.project_id)
+        / f"v{version.number}.safetensors"
+    )
+
+
+def train_version(
+    *,
+    project: Project,
+    seed: int = 0,
+    celery_task_id: str = "",
+    threads: int | None = None,
+    verbose: bool = False,
+) -> RerankerVersion | None:
+    """Train a new reranker version on the project's labels and activate it if not worse on gold.
+
+    Returns None when another training of the project is running. Safe to run again after a crash.
+    """
+    version = _claim_training(project, celery_task_id)
+    if version is None:
+        return None
+    started = time.perf_counter()
+    try:
+        options = TrainingSettings.of(project)
+        counts = supervision_count(project=project)
+        spent = budget_status(project=project)["spent"]
+        pages = project_pages(project=project, split=Split.TRAIN)
+        if not options.single_modal:
+            pages = [p for p in pages if (p.grades >= 0).any() or p.pairs]
+        if not pages:
+            raise ValueError("no training pages: embed the items and collect labels first")
+        gold = project_pages(project=project, split=Split.GOLD)
+        train_pages, val_pages = _split_validation(pages, options.val_fraction, seed)
+        text_dim, image_dim = embedding_dims(project=project)
+        config = RerankerConfig(
+            text_dim=text_dim, image_dim=image_dim, n_modalities=max(len(project.modalities), 1),
+            n_grades=len(project.grade_names), hidden=options.hidden, layers=options.layers,
+            heads=options.heads, seed=seed,
+        )  # fmt: skip
+        result = train(
+            config, train_pages, val_pages, weights=options.loss_weights(), epochs=options.epochs,
+            lr=options.lr, batch_size=options.batch_size, patience=options.patience, seed=seed,
+            threads=threads, device=resolve_device(), verbose=verbose,
+        )  # fmt: skip
+        path = result.model.save(weights_path_for(version))
+        metrics = evaluate(result.model, gold) if gold else evaluate(result.model, val_pages)
+        metrics["measured_on"] = "gold" if gold else "validation"
+        metrics["baselines"] = baseline_metrics(gold) if gold else {}
+        version.graded_items = counts["graded_items"]
+        version.pairs_human = counts["pairs_human"]
+        version.pairs_implied = counts["pairs_implied"]
+        version.labels_used = sum(counts.values())
+        version.cost_spent = spent
+        version.gold_ndcg10 = metrics.get("ndcg@10")
+        version.metrics = metrics
+        version.training = {
+            "epochs_run": len(result.history), "best_epoch": result.best_epoch,
+            "val_ndcg10": result.val_metric, "seconds": round(time.perf_counter() - started, 2),
+            "train_pages": len(train_pages), "val_pages": len(val_pages), "gold_pages": len(gold),
+            "settings": asdict(options), "seed": seed,
+        }  # fmt: skip
+        version.weights_path = str(path)
+        _finish_version(version)
+    except Exception as exc:
+        version.status = RerankerVersion.Status.FAILED
+        version.message = str(exc)[:2000]
+        version.finished_at = timezone.now()
+        version.save()
+        raise
+    return version
+
+
+def _finish_version(version: RerankerVersion) -> None:
+    """Activate atomically if not worse on gold than the active version; otherwise reject."""
+    with transaction.atomic():
+        Project.objects.select_for_update().get(pk=version.project_id)
+        active = RerankerVersion.objects.filter(
+            project_id=version.project_id, status=RerankerVersion.Status.ACTIVE
+        ).first()
+        is_better = (
+            active is None
+            or active.gold_ndcg10 is None
+            or (
+                version.gold_ndcg10 is not None and version.gold_ndcg10 >= active.gold_ndcg10 - 1e-9
+            )
+        )
+        if is_better and active is not None:
+            active.status = RerankerVersion.Status.RETIRED
+            active.save(update_fields=["status"])
+        version.status = (
+            RerankerVersion.Status.ACTIVE if is_better else RerankerVersion.Status.REJECTED
+        )
+        if not is_better:
+            version.message = f"NDCG@10 {version.gold_ndcg10:.4f} < active v{active.number}'s {active.gold_ndcg10:.4f}"
+        version.finished_at = timezone.now()
+        version.save()
+
+
+def active_version(*, project: Project) -> RerankerVersion | None:
+    return RerankerVersion.objects.filter(
+        project=project, status=RerankerVersion.Status.ACTIVE
+    ).first()
+
+
+def resolve_device() -> str:
+    from .ml.encoders import resolve_device as resolve
+
+    return str(resolve(settings.PAGEWISE_TORCH_DEVICE or None))
+
+
+def maybe_queue_retrain(*, project: Project) -> bool:
+    """Queue a retrain (after commit) when new supervision since the last version passes the threshold."""
+    latest = (
+        RerankerVersion.objects.filter(project=project)
+        .exclude(status=RerankerVersion.Status.FAILED)
+        .first()
+    )
+    if latest is not None and latest.status == RerankerVersion.Status.TRAINING:
+        return False
+    if not ItemEmbedding.objects.filter(item__project=project).exists():
+        return False
+    used = latest.labels_used if latest else 0
+    if sum(supervision_count(project=project).values()) - used < project.retrain_threshold:
+        return False
+    from . import tasks
+
+    transaction.on_commit(lambda: tasks.retrain_reranker.delay(project.pk))
+    return True
+
+
+def rerank_scores(*, project: Project, version: RerankerVersion | None = None):
+    """(query external id, item external id, score) of every embedded item, by the active version."""
+    version = version or active_version(project=project)
+    if version is None:
+        raise ValueError(f"project '{project.slug}' has no active reranker version")
+    model = WholePageReranker.load(version.weights_path)
+    ids = dict(Item.objects.filter(project=project).values_list("pk", "external_id"))
+    qids = dict(Query.objects.filter(project=project).values_list("pk", "external_id"))
+    for split in (Split.TRAIN, Split.GOLD):
+        pages = project_pages(project=project, split=split)
+        for page, scores in zip(pages, score_pages(model, pages), strict=True):
+            for item_id, score in zip(page.item_ids, scores, strict=True):
+                yield qids[page.query_id], ids[item_id], float(score)

@@ -1,0 +1,32 @@
+"""Shared fixtures for the ranking core: the real encoders, loaded once per test session."""
+
+import os
+
+import pytest
+import torch
+
+# Real weights ship inside installed packages; a test must never reach for a hub.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def text_encoder():
+    from ranking.ml.encoders import TextEncoder
+
+    return TextEncoder()
+
+
+@pytest.fixture(scope="session")
+def image_encoder():
+    from ranking.ml.encoders import ImageEncoder
+
+    return ImageEncoder()
+
+
+@pytest.fixture(scope="session")
+def builtin_rankers(text_encoder, image_encoder):
+    from ranking.ml.rankers import BuiltinRankers
+
+    return BuiltinRankers(text_encoder, image_encoder)

@@ -1,0 +1,124 @@
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from ranking.ml.features import TrainPage, collate_pages
+from ranking.ml.model import RerankerConfig, WholePageReranker
+
+CONFIG = RerankerConfig(text_dim=8, image_dim=6, n_modalities=3, hidden=16, layers=2, heads=2)
+
+
+def _pages(lengths, seed=0):
+    rng = np.random.default_rng(seed)
+    return [
+        TrainPage.from_items(
+            query_id=i,
+            query_emb=rng.normal(size=8),
+            text_embs=rng.normal(size=(n, 8)),
+            image_embs=rng.normal(size=(n, 6)),
+            modalities=rng.integers(0, 3, size=n),
+            upstream_scores=rng.normal(size=n),
+        )
+        for i, n in enumerate(lengths)
+    ]
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return WholePageReranker(CONFIG).eval()
+
+
+def test_padding_never_changes_the_scores_of_real_items(model):
+    short, long = _pages([3, 9])
+    alone = model.score(collate_pages([short]))
+    padded = model.score(collate_pages([short, long]))
+    torch.testing.assert_close(padded[0, :3], alone[0], rtol=0, atol=1e-5)
+    assert torch.isneginf(padded[0, 3:]).all()
+
+
+def test_padding_never_changes_scores_in_training_mode_either():
+    # Without dropout, which would make the two passes differ for its own reasons.
+    torch.manual_seed(0)
+    model = WholePageReranker(dataclasses.replace(CONFIG, dropout=0.0)).train()
+    short, long = _pages([4, 7])
+    alone = model(collate_pages([short])).scores
+    padded = model(collate_pages([short, long])).scores
+    torch.testing.assert_close(padded[0, :4], alone[0], rtol=0, atol=1e-5)
+    assert torch.all(padded[0, 4:] == 0)
+
+
+def test_scores_lie_on_the_grade_scale(model):
+    scores = model.score(collate_pages(_pages([5, 6])))
+    real = scores[torch.isfinite(scores)]
+    assert real.min() >= 0 and real.max() <= CONFIG.n_grades - 1
+
+
+def test_an_items_score_depends_on_the_rest_of_the_page(model):
+    page, other = _pages([5, 5])
+    changed = TrainPage(
+        query_id="changed",
+        features=np.concatenate([page.features[:1], other.features[1:]]),
+        modalities=np.concatenate([page.modalities[:1], other.modalities[1:]]),
+        upstream_scores=page.upstream_scores,
+        upstream_ranks=page.upstream_ranks,
+        grades=page.grades,
+    )
+    first = model.score(collate_pages([page]))[0, 0]
+    assert model.score(collate_pages([changed]))[0, 0] != first
+
+
+def test_save_then_load_gives_identical_scores(model, tmp_path):
+    path = model.save(tmp_path / "reranker.safetensors")
+    loaded = WholePageReranker.load(path)
+    assert loaded.config == CONFIG
+    batch = collate_pages(_pages([4, 6, 2]))
+    assert torch.equal(model.score(batch), loaded.score(batch))
+    assert WholePageReranker.read_config(path) == CONFIG
+
+
+def test_atomic_save_leaves_no_temporary_files(model, tmp_path):
+    model.save(tmp_path / "reranker.safetensors")
+    model.save(tmp_path / "reranker.safetensors")  # replacing an existing version
+    assert os.listdir(tmp_path) == ["reranker.safetensors"]
+
+
+def test_a_failed_save_keeps_the_previous_version_and_leaves_no_temporary_file(
+    model, tmp_path, monkeypatch
+):
+    path = model.save(tmp_path / "reranker.safetensors")
+    before = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("ranking.ml.model.save_file", crash)
+    with pytest.raises(OSError, match="disk full"):
+        WholePageReranker(CONFIG).save(path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["reranker.safetensors"]
+
+
+def test_config_round_trips_through_json():
+    assert RerankerConfig.from_json(CONFIG.to_json()) == CONFIG
+    with pytest.raises(ValueError, match="unknown"):
+        RerankerConfig.from_json('{"hidden": 8, "colour": "blue"}')
+
+
+def test_load_refuses_a_file_that_is_not_a_saved_reranker(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "other.safetensors"
+    save_file({"x": torch.zeros(1)}, str(path))
+    with pytest.raises(ValueError, match="not a saved"):
+        WholePageReranker.load(path)
+
+
+def test_a_model_without_page_encoder_still_scores():
+    config = RerankerConfig(text_dim=8, image_dim=6, hidden=16, layers=0, heads=2)
+    flat = WholePageReranker(config)
+    scores = flat.score(collate_pages(_pages([3])))
+    assert scores.shape == (1, 3)

@@ -1,0 +1,72 @@
+"""Training a version from the database, activation only when not worse, and the run file."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from active_selection import services as selection
+from active_selection.simulation import SimulatedAnnotator, answer_task, store_world
+from labeling.models import Task, TaskKind, TaskStatus
+from ranking import services
+from ranking.ml.synthetic import WorldConfig, make_world
+from ranking.models import RerankerVersion
+
+
+@pytest.fixture
+def graded_world(project, make_user):
+    project.modalities = ["text", "image"]
+    project.strategy = "full"
+    project.page_size = 20
+    project.budget = Decimal("1000")
+    project.training_settings = {"epochs": 8, "hidden": 32, "layers": 1, "heads": 2, "patience": 8}
+    project.save()
+    world = make_world(
+        WorldConfig(n_queries=40, items_per_query=16, modality_shares=(0.6, 0.4), seed=3)
+    )
+    truth = store_world(project=project, world=world, gold_queries=10)
+    selection.create_page_tasks(project=project)
+    oracle = SimulatedAnnotator(truth, project.max_grade, grade_noise=0.0, compare_noise=0.0)
+    annotator = make_user("sim")
+    for task in Task.objects.filter(kind=TaskKind.GRADE_PAGE, status=TaskStatus.OPEN):
+        answer_task(task=task, annotator_user=annotator, oracle=oracle)
+    return project
+
+
+def test_trained_version_is_active_and_beats_label_free_baselines_on_gold(graded_world):
+    version = services.train_version(project=graded_world, seed=0)
+    assert version.status == RerankerVersion.Status.ACTIVE
+    assert version.graded_items == 30 * 16
+    assert version.metrics["measured_on"] == "gold"
+    assert version.training["gold_pages"] == 10
+    best_baseline = max(version.metrics["baselines"].values())
+    assert version.gold_ndcg10 > best_baseline, (version.gold_ndcg10, version.metrics["baselines"])
+
+
+def test_worse_version_is_rejected_and_the_active_one_stays(graded_world):
+    first = services.train_version(project=graded_world, seed=0)
+    RerankerVersion.objects.filter(pk=first.pk).update(gold_ndcg10=1.01)  # unbeatable
+    second = services.train_version(project=graded_world, seed=1)
+    assert second.status == RerankerVersion.Status.REJECTED
+    assert RerankerVersion.objects.get(pk=first.pk).status == RerankerVersion.Status.ACTIVE
+
+
+def test_training_is_refused_while_another_runs(graded_world):
+    RerankerVersion.objects.create(project=graded_world, number=1, celery_task_id="other")
+    assert services.train_version(project=graded_world, celery_task_id="mine") is None
+    # The same Celery task delivered again (its worker died) takes its own row over.
+    assert services.train_version(project=graded_world, celery_task_id="other").number == 1
+
+
+def test_rerank_command_writes_a_trec_run(graded_world, tmp_path):
+    from django.core.management import call_command
+
+    services.train_version(project=graded_world, seed=0)
+    out = tmp_path / "run.txt"
+    call_command("rerank", graded_world.slug, "--out", str(out))
+    lines = out.read_text().splitlines()
+    assert len(lines) == 40 * 16
+    qid, q0, docid, rank, score, tag = lines[0].split()
+    assert (q0, rank) == ("Q0", "1") and tag.startswith("pagewise-v")
+    float(score)

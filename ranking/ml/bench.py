@@ -29,7 +29,7 @@ def run_benchmark(
     seed: int = 0,
     threads: int | None = None,
     *,
-    batch_size: int = 16,
+    batch_size: int = 32,
     device: str = "cpu",
     config: RerankerConfig | None = None,
 ) -> dict:

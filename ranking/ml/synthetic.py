@@ -22,7 +22,7 @@ MODALITY_NAMES = ("text", "image", "video")
 class WorldConfig:
     n_queries: int = 300
     items_per_query: int = 40
-    # Share of a page's items per modality: text, image, video (only the first n are used).
+    # Share of a page's items per modality (text, image, video); two shares, two modalities.
     modality_shares: tuple[float, ...] = (0.5, 0.3, 0.2)
     text_dim: int = 32
     image_dim: int = 32
@@ -47,6 +47,11 @@ class WorldConfig:
     image_signal: float = 1.0
     image_query_shift: float = 0.2
     image_noise: float = 0.2
+    # When true, each non-text modality shows relevance along its own direction of the image
+    # embedding (an image and a video of the same grade do not look alike), so the reranker must
+    # learn each modality's calibration rather than one shared one. Off by default: worlds made
+    # before the switch stay the same, draw for draw.
+    per_modality_image_direction: bool = False
     seed: int = 0
 
     @property
@@ -167,6 +172,14 @@ def make_world(config: WorldConfig | None = None) -> SyntheticWorld:
     # Pearson correlation that gives Kendall tau t for a bivariate normal: tau = 2/pi * asin(rho).
     rho = np.sin(np.pi * config.upstream_tau / 2.0)
     shows_relevance = _unit(rng.normal(size=config.image_dim))
+    # Drawn from their own generator so that the main stream, and so every other draw, is unchanged.
+    modality_directions = (
+        _unit(
+            np.random.default_rng(config.seed + 7919).normal(size=(len(counts), config.image_dim))
+        )
+        if config.per_modality_image_direction
+        else np.repeat(shows_relevance[None, :], len(counts), axis=0)
+    )
     a = config.relevant_share * config.relevant_concentration
     b = (1.0 - config.relevant_share) * config.relevant_concentration
 
@@ -195,7 +208,7 @@ def make_world(config: WorldConfig | None = None) -> SyntheticWorld:
         )
         query_topic = _orthogonal_units(shows_relevance, 1, rng)
         image_embs = _unit(
-            on_target[:, None] * shows_relevance
+            on_target[:, None] * modality_directions[modalities]
             + query_topic
             + _orthogonal_units(shows_relevance, n, rng)
         )

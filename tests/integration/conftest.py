@@ -33,6 +33,8 @@ def celery_worker_process(transactional_db, tmp_path, settings):
         "DATABASE_URL": database_url_of_test_db(),
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "PYTHONUNBUFFERED": "1",
+        # Tasks the worker itself queues (e.g. a retrain) stay on this test's queue.
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
     }
     with open(log, "wb") as out:
         worker = subprocess.Popen(
@@ -46,8 +48,12 @@ def celery_worker_process(transactional_db, tmp_path, settings):
             worker.kill()
             pytest.fail(f"Celery worker did not start:\n{log.read_text()[-3000:]}")
         time.sleep(0.2)
-    worker.log_path = log
+    from config.celery import app
+
+    previous_queue = app.conf.task_default_queue
+    app.conf.task_default_queue = queue
     yield queue
+    app.conf.task_default_queue = previous_queue
     worker.send_signal(signal.SIGTERM)
     try:
         worker.wait(timeout=20)

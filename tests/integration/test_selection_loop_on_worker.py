@@ -1,0 +1,114 @@
+"""End to end on PostgreSQL + Redis with a real worker: a graded page leads to compare tasks,
+answering them completes the searches with implied pairs, and crossing the threshold trains and
+activates a reranker version on the worker."""
+
+from decimal import Decimal
+
+import pytest
+
+from active_selection import services as selection
+from active_selection.models import AnchorSearch, PairSource, PreferencePair
+from active_selection.simulation import SimulatedAnnotator, answer_task, store_world
+from labeling.models import Project, Task, TaskKind, TaskStatus
+from labeling.signals import judgment_recorded
+from ranking.ml.synthetic import WorldConfig, make_world
+from ranking.models import RerankerVersion
+from ranking.tasks import retrain_reranker
+
+from .conftest import wait_for
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+
+def small_project() -> tuple[Project, dict[int, int]]:
+    project = Project.objects.create(
+        slug="loop", name="Loop", modalities=["text", "image"], page_size=6, top_band=3,
+        budget=Decimal("1000"), retrain_threshold=40,
+        training_settings={"epochs": 4, "hidden": 16, "layers": 1, "heads": 2},
+    )  # fmt: skip
+    world = make_world(
+        WorldConfig(n_queries=10, items_per_query=16, modality_shares=(0.5, 0.5), seed=5)
+    )
+    return project, store_world(project=project, world=world, gold_queries=3)
+
+
+def answer_open(kind: str, annotator, oracle) -> int:
+    answered = 0
+    for task in Task.objects.filter(kind=kind, status=TaskStatus.OPEN):
+        judgment = answer_task(task=task, annotator_user=annotator, oracle=oracle)
+        judgment_recorded.send(sender=Task, judgment_id=judgment.pk, project_id=task.project_id)
+        answered += 1
+    return answered
+
+
+def test_graded_pages_lead_to_searches_pairs_and_a_new_version_on_the_worker(
+    celery_worker_process, make_user
+):
+    project, truth = small_project()
+    oracle = SimulatedAnnotator(truth, project.max_grade, grade_noise=0.0, compare_noise=0.0)
+    annotator = make_user("ann")
+    assert selection.create_page_tasks(project=project) == 7
+    answer_open(TaskKind.GRADE_PAGE, annotator, oracle)
+
+    wait_for(
+        lambda: Task.objects.filter(kind=TaskKind.COMPARE).exists(),
+        what="the worker to create compare tasks",
+    )
+    for _ in range(200):
+        if not answer_open(TaskKind.COMPARE, annotator, oracle):
+            settled = wait_for(
+                lambda: (
+                    Task.objects.filter(kind=TaskKind.COMPARE, status=TaskStatus.OPEN).exists()
+                    or not AnchorSearch.objects.filter(status=AnchorSearch.Status.OPEN).exists()
+                ),
+                what="the worker to advance the searches",
+            )
+            if (
+                settled
+                and not AnchorSearch.objects.filter(status=AnchorSearch.Status.OPEN).exists()
+            ):
+                break
+    assert AnchorSearch.objects.count() == 7
+    assert not AnchorSearch.objects.filter(status=AnchorSearch.Status.OPEN).exists()
+    human = PreferencePair.objects.filter(source=PairSource.HUMAN)
+    assert human.exists() and all(truth[p.better_id] > truth[p.worse_id] for p in human)
+    # Implied pairs lean on the upstream order, which agrees with the truth only in part (tau ~0.75).
+    implied = list(PreferencePair.objects.filter(source=PairSource.IMPLIED))
+    correct = sum(truth[p.better_id] > truth[p.worse_id] for p in implied)
+    assert len(implied) > len(human) and correct / len(implied) > 0.7, (correct, len(implied))
+
+    version = wait_for(
+        lambda: RerankerVersion.objects.filter(
+            project=project, status=RerankerVersion.Status.ACTIVE
+        ).first(),
+        timeout=120,
+        what="the worker to train and activate a version",
+    )
+    assert version.labels_used >= project.retrain_threshold
+    assert version.metrics["measured_on"] == "gold"
+    assert version.weights_path.endswith(".safetensors")
+
+
+def test_retrain_task_on_the_worker_activates_a_version(celery_worker_process, make_user):
+    project, truth = small_project()
+    project.strategy = "full"
+    project.save()
+    selection.create_page_tasks(project=project)
+    oracle = SimulatedAnnotator(truth, project.max_grade, grade_noise=0.0, compare_noise=0.0)
+    annotator = make_user("ann")
+    for task in Task.objects.filter(kind=TaskKind.GRADE_PAGE):
+        answer_task(task=task, annotator_user=annotator, oracle=oracle)
+
+    retrain_reranker.apply_async(args=[project.pk], queue=celery_worker_process)
+
+    version = wait_for(
+        lambda: (
+            RerankerVersion.objects.filter(project=project)
+            .exclude(status=RerankerVersion.Status.TRAINING)
+            .first()
+        ),
+        timeout=120,
+        what="the worker to finish training",
+    )
+    assert version.status == RerankerVersion.Status.ACTIVE, version.message
+    assert version.gold_ndcg10 is not None and 0 < version.gold_ndcg10 <= 1

@@ -113,3 +113,36 @@ def test_training_refuses_pages_that_do_not_fit_the_model():
     world = make_world(WorldConfig(n_queries=4, items_per_query=6, text_dim=8, image_dim=8))
     with pytest.raises(ValueError, match="features"):
         train(MODEL, world.pages(), epochs=1, verbose=False)
+
+
+def test_on_a_world_where_cross_modal_order_is_learnable_training_reaches_095_and_beats_baselines():
+    # The same world with little embedding noise (0.05 instead of 0.2): the truth is in the
+    # features, so a reranker that learns the cross-modal order must find it. The default, noisier
+    # world above tops out near 0.90 (its ceiling, not under-training).
+    world = make_world(
+        WorldConfig(
+            n_queries=400, items_per_query=40, text_dim=32, image_dim=32, seed=0,
+            text_noise=0.05, image_noise=0.05, image_query_shift=0.05,
+        )
+    )  # fmt: skip
+    train_ids, val_ids, test_ids = world.split(240, 60)
+    result = train(
+        MODEL,
+        world.pages(train_ids),
+        world.pages(val_ids),
+        epochs=40,
+        patience=6,
+        seed=0,
+        threads=1,
+        verbose=False,
+    )
+    test_pages = world.pages(test_ids)
+    grades = [page.grades for page in test_pages]
+    ndcg = mean_ndcg_at_k(score_pages(result.model, test_pages), grades)
+    baselines = {
+        name: mean_ndcg_at_k([merge(p.upstream_scores, p.modalities) for p in test_pages], grades)
+        for name, merge in BASELINES.items()
+    }
+    print(f"\nlearnable world, held-out NDCG@10: reranker {ndcg:.4f}; baselines {baselines}")
+    assert ndcg >= 0.95
+    assert all(ndcg > value for value in baselines.values())

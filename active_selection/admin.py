@@ -1,0 +1,24 @@
+from django.contrib import admin
+
+from .models import AnchorSearch, PreferencePair
+
+
+@admin.register(AnchorSearch)
+class AnchorSearchAdmin(admin.ModelAdmin):
+    list_display = [
+        "query",
+        "reference_modality",
+        "other_modality",
+        "status",
+        "probes_answered",
+        "contradictions",
+    ]
+    list_filter = ["project", "status"]
+    raw_id_fields = ["query"]
+
+
+@admin.register(PreferencePair)
+class PreferencePairAdmin(admin.ModelAdmin):
+    list_display = ["query", "better", "worse", "source", "created_at"]
+    list_filter = ["project", "source"]
+    raw_id_fields = ["query", "better", "worse", "search", "judgment"]

@@ -45,6 +45,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) manage.py bench_import --items 100000 --json var/bench_import.json
+	$(PY) manage.py bench_reranker --json var/bench_reranker.json
 
 clean:
 	rm -rf $(VENV) var

@@ -23,11 +23,51 @@ def database_url_of_test_db() -> str:
     return f"postgres://{user}{password}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
 
 
+class Workers:
+    """Starts `celery worker` processes on one queue of the test's own; stops them at the end."""
+
+    def __init__(self, queue: str, tmp_path: Path, settings) -> None:
+        self.queue = queue
+        self.tmp_path = tmp_path
+        self.settings = settings
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self, *, visibility_timeout: int = 3600) -> subprocess.Popen:
+        return start_worker(self, visibility_timeout)
+
+    def stop_all(self) -> None:
+        for worker in self.processes:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+        for worker in self.processes:
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+
 @pytest.fixture
-def celery_worker_process(transactional_db, tmp_path, settings):
-    """Start `celery worker` on a queue of its own; yield the queue name; stop it afterwards."""
-    queue = f"test-{uuid.uuid4().hex[:10]}"
-    log = tmp_path / "worker.log"
+def celery_workers(transactional_db, tmp_path, settings):
+    from config.celery import app
+
+    workers = Workers(f"test-{uuid.uuid4().hex[:10]}", tmp_path, settings)
+    previous_queue = app.conf.task_default_queue
+    app.conf.task_default_queue = workers.queue
+    yield workers
+    app.conf.task_default_queue = previous_queue
+    workers.stop_all()
+
+
+@pytest.fixture
+def celery_worker_process(celery_workers):
+    """One running worker; yields the queue name that it consumes."""
+    celery_workers.start()
+    return celery_workers.queue
+
+
+def start_worker(workers: Workers, visibility_timeout: int) -> subprocess.Popen:
+    queue, tmp_path, settings = workers.queue, workers.tmp_path, workers.settings
+    log = tmp_path / f"worker{len(workers.processes)}.log"
     env = {
         **os.environ,
         "DATABASE_URL": database_url_of_test_db(),
@@ -35,30 +75,23 @@ def celery_worker_process(transactional_db, tmp_path, settings):
         "PYTHONUNBUFFERED": "1",
         # Tasks the worker itself queues (e.g. a retrain) stay on this test's queue.
         "CELERY_TASK_DEFAULT_QUEUE": queue,
+        "CELERY_VISIBILITY_TIMEOUT": str(visibility_timeout),
     }
     with open(log, "wb") as out:
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "-Q", queue,
-             "--without-gossip", "--without-mingle", "--loglevel=info", "-n", f"{queue}@%h"],
+             "--without-gossip", "--without-mingle", "--loglevel=info", "-n", f"{queue}-{len(workers.processes)}@%h"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
+    workers.processes.append(worker)
     deadline = time.monotonic() + 60
     while b"ready." not in log.read_bytes():
         if worker.poll() is not None or time.monotonic() > deadline:
             worker.kill()
             pytest.fail(f"Celery worker did not start:\n{log.read_text()[-3000:]}")
         time.sleep(0.2)
-    from config.celery import app
-
-    previous_queue = app.conf.task_default_queue
-    app.conf.task_default_queue = queue
-    yield queue
-    app.conf.task_default_queue = previous_queue
-    worker.send_signal(signal.SIGTERM)
-    try:
-        worker.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        worker.kill()
+    worker.log_path = log
+    return worker
 
 
 def wait_for(predicate, *, timeout: float = 30, what: str = "condition"):

@@ -25,7 +25,7 @@ demo: migrate
 # Web server and a Celery worker side by side; Ctrl-C stops both.
 run: demo
 	@echo "Pagewise at http://$(HOST):$(PORT)/  (worker log: var/worker.log)"
-	$(PY) -m celery -A config worker --loglevel=info --pool=threads --concurrency=2 >var/worker.log 2>&1 & \
+	$(PY) -m celery -A config worker --loglevel=info --pool=threads --concurrency=2 -B >var/worker.log 2>&1 & \
 	worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 

@@ -4,7 +4,7 @@ from celery import shared_task
 
 from labeling.models import Project
 
-from . import services
+from . import services, sweep
 
 
 @shared_task(acks_late=True)
@@ -16,3 +16,11 @@ def judgment_recorded(judgment_id: int) -> None:
 def create_page_tasks(project_id: int) -> int:
     project = Project.objects.filter(pk=project_id).first()
     return services.create_page_tasks(project=project) if project else 0
+
+
+@shared_task(acks_late=True)
+def sweep_projects() -> int:
+    """Periodic (Celery beat): recover follow-up work whose message was lost."""
+    for project in Project.objects.all():
+        sweep.sweep_project(project=project)
+    return Project.objects.count()

@@ -164,6 +164,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Recovery sweep (active_selection/sweep.py): run by `celery beat`, or a worker started with -B.
+CELERY_BEAT_SCHEDULE = {
+    "sweep-projects": {
+        "task": "active_selection.tasks.sweep_projects",
+        "schedule": float(os.environ.get("PAGEWISE_SWEEP_SECONDS", 60)),
+    }
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {

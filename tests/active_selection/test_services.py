@@ -139,3 +139,17 @@ def test_graded_page_leads_to_searches_that_end_in_true_pairs(world):
     assert PreferencePair.objects.filter(source=PairSource.UPSTREAM).count() == len(TRUE_IMAGE) - 1
     # Far fewer comparisons than pairs: the point of the search.
     assert asked < len(implied)
+
+
+def test_sweep_recovers_follow_up_work_whose_message_was_lost(world):
+    from active_selection.sweep import sweep_project
+
+    project, truth, ann1, ann2 = world
+    services.create_page_tasks(project=project)
+    judge(Task.objects.get(kind=TaskKind.GRADE_PAGE), ann1, truth=truth)  # no follow-up ran
+    assert sweep_project(project=project)["searches_started"] == 1
+    probe_task = Task.objects.get(kind=TaskKind.COMPARE)
+    judge(probe_task, ann2, truth=truth)  # its follow-up is lost too
+    assert sweep_project(project=project)["recorded"] == 1
+    assert Task.objects.filter(kind=TaskKind.COMPARE).count() == 2, "the next probe was created"
+    assert sweep_project(project=project) == {"recorded": 0, "searches_started": 0}, "idempotent"

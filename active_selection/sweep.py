@@ -1,0 +1,39 @@
+"""Recovery sweep: redo follow-up work whose Celery message was lost (e.g. the broker was down when
+a judgment committed). Every step it takes is idempotent, so running it often is harmless."""
+
+from __future__ import annotations
+
+from django.db.models import Exists, OuterRef
+
+from labeling.models import Judgment, Project, Strategy, Task, TaskKind, TaskStatus
+from ranking.services import maybe_queue_retrain
+
+from . import services
+from .models import AnchorSearch, ProbeTask
+
+
+def sweep_project(*, project: Project) -> dict[str, int]:
+    """Record compare answers not yet in their search; start searches of fully graded queries."""
+    unrecorded = ProbeTask.objects.filter(search__project=project, is_recorded=False).filter(
+        Exists(Judgment.objects.filter(task_id=OuterRef("task_id")))
+    )
+    recorded = 0
+    for probe in unrecorded.select_related("task"):
+        for judgment in Judgment.objects.filter(task_id=probe.task_id):
+            services.record_probe_answer(judgment=judgment)
+            recorded += 1
+    started = 0
+    if project.strategy == Strategy.ISO_ANCHOR:
+        graded = (
+            Task.objects.filter(project=project, kind=TaskKind.GRADE_PAGE, status=TaskStatus.DONE)
+            .exclude(page__query__searches__isnull=False)
+            .select_related("page__query")
+        )
+        for query in {task.page.query for task in graded}:
+            started += len(services.start_searches(query=query))
+    for search_id in AnchorSearch.objects.filter(
+        project=project, status=AnchorSearch.Status.OPEN
+    ).values_list("pk", flat=True):
+        services.advance_search(search_id=search_id)
+    maybe_queue_retrain(project=project)
+    return {"recorded": recorded, "searches_started": started}

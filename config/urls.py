@@ -6,6 +6,7 @@ from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView
 
 from labeling import api as labeling_api
+from labeling import api_tasks as labeling_api_tasks
 from labeling import views as labeling_views
 
 urlpatterns = [
@@ -17,14 +18,31 @@ urlpatterns = [
     path("api/projects/", labeling_api.ProjectListApi.as_view(), name="api-projects"),
     path("api/projects/<slug:slug>/", labeling_api.ProjectDetailApi.as_view(), name="api-project"),
     path("api/projects/<slug:slug>/import/", labeling_api.ImportApi.as_view(), name="api-import"),
+    # The annotator's workflow. Task ids are parsed by the API, so a bad id is a JSON 404.
+    path("projects/<slug:slug>/annotate/", labeling_views.annotate, name="annotate"),
+    path(
+        "api/projects/<slug:slug>/tasks/next/",
+        labeling_api_tasks.NextTaskApi.as_view(),
+        name="api-task-next",
+    ),
+    path(
+        "api/tasks/<str:task_id>/submit/",
+        labeling_api_tasks.SubmitJudgmentApi.as_view(),
+        name="api-task-submit",
+    ),
+    path(
+        "api/tasks/<str:task_id>/skip/",
+        labeling_api_tasks.SkipTaskApi.as_view(),
+        name="api-task-skip",
+    ),
 ]
+
+
+def serve_media(request, path: str):
+    # MEDIA_ROOT is read per request, not when this module is imported (tests move it).
+    return serve(request, path, document_root=settings.MEDIA_ROOT)
+
 
 if settings.DEBUG or settings.PAGEWISE_SERVE_MEDIA:
     # Uploaded item images; in production a proxy or object store usually serves these.
-    urlpatterns.append(
-        path(
-            f"{settings.MEDIA_URL.strip('/')}/<path:path>",
-            serve,
-            {"document_root": settings.MEDIA_ROOT},
-        )
-    )
+    urlpatterns.append(path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", serve_media))

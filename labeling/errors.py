@@ -24,6 +24,12 @@ class PermissionDenied(PagewiseError):
     status_code = 403
 
 
+class Conflict(PagewiseError):
+    """The request is well formed but the state forbids it (e.g. the task is leased to someone else)."""
+
+    status_code = 409
+
+
 class ImportFailed(PagewiseError):
     """An import was refused whole; `problems` lists each bad line, field and reason."""
 

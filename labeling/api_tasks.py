@@ -1,0 +1,299 @@
+"""REST API of the annotator's workflow: claim the next task, submit a judgment, skip a task.
+
+Only members with the role annotator (or lead) may judge; nobody sees other annotators' answers.
+"""
+
+from __future__ import annotations
+
+from django.urls import reverse
+from django.utils.text import Truncator
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import assignment, selectors
+from .errors import PagewiseError
+from .models import Item, Project, Task, TaskKind
+
+SNIPPET_CHARS = 320
+EMPTY_MESSAGE = (
+    "No tasks right now — the search creates new comparisons as judgments come in; check back soon."
+)
+
+
+# --- serializers (payload shapes; also what /api/schema/ documents) --------------------------
+
+
+class TaskItemSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    position = serializers.IntegerField(allow_null=True, help_text="Place on the page (0 = top).")
+    modality = serializers.CharField()
+    title = serializers.CharField(allow_blank=True)
+    snippet = serializers.CharField(allow_blank=True, help_text="The start of the item's text.")
+    image_url = serializers.URLField(allow_null=True)
+
+
+class TaskQuerySerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="The query's id from the import.")
+    text = serializers.CharField()
+
+
+class TaskPayloadSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=TaskKind.choices)
+    reason = serializers.CharField(allow_blank=True, help_text="Why this task was chosen.")
+    lease_expires_at = serializers.DateTimeField()
+    query = TaskQuerySerializer()
+    items = TaskItemSerializer(
+        many=True,
+        help_text="grade_page: the page's items in page order. compare: [left, right] on screen.",
+    )
+    sides = serializers.CharField(
+        allow_null=True,
+        help_text="compare only: send it back with the choice (it says which item is on which side).",
+    )
+    submit_url = serializers.CharField()
+    skip_url = serializers.CharField()
+
+
+class AnnotatorProgressSerializer(serializers.Serializer):
+    judgments_today = serializers.IntegerField()
+    judgments_total = serializers.IntegerField()
+    tasks_remaining = serializers.IntegerField()
+    percent_done = serializers.IntegerField()
+    spend = serializers.DecimalField(max_digits=12, decimal_places=2)
+    currency = serializers.CharField()
+
+
+class TaskProjectSerializer(serializers.Serializer):
+    slug = serializers.SlugField()
+    name = serializers.CharField()
+    grade_names = serializers.ListField(child=serializers.CharField())
+    max_grade = serializers.IntegerField()
+
+
+class NextTaskSerializer(serializers.Serializer):
+    task = TaskPayloadSerializer(allow_null=True, help_text="null when there is no work right now.")
+    message = serializers.CharField(allow_blank=True)
+    project = TaskProjectSerializer()
+    progress = AnnotatorProgressSerializer()
+
+
+class SubmitJudgmentSerializer(serializers.Serializer):
+    client_uuid = serializers.UUIDField(
+        help_text="Made by the client once per judgment; a retry sends the same one."
+    )
+    grades = serializers.DictField(
+        child=serializers.IntegerField(min_value=0, max_value=1000),
+        required=False,
+        help_text="grade_page: {item_id: grade} for every item of the page.",
+    )
+    choice = serializers.ChoiceField(
+        choices=assignment.SCREEN_CHOICES,
+        required=False,
+        help_text="compare: the more relevant side as shown on screen, or equal.",
+    )
+    sides = serializers.CharField(
+        required=False, max_length=1000, help_text="compare: the token that came with the task."
+    )
+    duration_ms = serializers.IntegerField(
+        min_value=0, max_value=assignment.MAX_DURATION_MS, default=0
+    )
+
+    def validate(self, attrs):
+        has_grades, has_choice = "grades" in attrs, "choice" in attrs
+        if has_grades == has_choice:
+            raise serializers.ValidationError(
+                "Send either grades (to grade a page) or choice and sides (to compare)."
+            )
+        if has_choice and not attrs.get("sides"):
+            raise serializers.ValidationError({"sides": ["required with choice"]})
+        return attrs
+
+
+class SubmittedJudgmentSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    client_uuid = serializers.UUIDField()
+    task = serializers.IntegerField(source="task_id")
+    kind = serializers.CharField()
+    outcome = serializers.CharField(
+        allow_null=True, help_text="compare: told from the anchor's side."
+    )
+    grades = serializers.SerializerMethodField()
+    cost = serializers.DecimalField(max_digits=10, decimal_places=4)
+    duration_ms = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+
+    def get_grades(self, judgment) -> dict[str, int]:
+        return {
+            str(item_id): grade
+            for item_id, grade in judgment.grades.values_list("item_id", "grade")
+        }
+
+
+class SkipResultSerializer(serializers.Serializer):
+    task = serializers.IntegerField()
+    skipped = serializers.BooleanField()
+
+
+# --- payload building -----------------------------------------------------------------------
+
+
+def item_payload(request, item: Item, position: int | None) -> dict:
+    return {
+        "id": item.pk,
+        "position": position,
+        "modality": item.modality,
+        "title": item.title,
+        "snippet": Truncator(item.text).chars(SNIPPET_CHARS),
+        "image_url": request.build_absolute_uri(item.image.url) if item.has_image else None,
+    }
+
+
+def task_payload(request, task: Task) -> dict:
+    sides_token = None
+    if task.kind == TaskKind.GRADE_PAGE:
+        query = task.page.query
+        slots = task.page.slots.select_related("item").order_by("position")
+        items = [item_payload(request, slot.item, slot.position) for slot in slots]
+    else:
+        query = task.anchor.query
+        sides = assignment.deal_sides(task=task)
+        by_id = {task.anchor_id: task.anchor, task.other_id: task.other}
+        items = [item_payload(request, by_id[pk], None) for pk in (sides.left_id, sides.right_id)]
+        sides_token = sides.token
+    return {
+        "id": task.pk,
+        "kind": task.kind,
+        "reason": task.reason,
+        "lease_expires_at": task.lease_expires_at,
+        "query": {"id": query.external_id, "text": query.text},
+        "items": items,
+        "sides": sides_token,
+        "submit_url": reverse("api-task-submit", args=[task.pk]),
+        "skip_url": reverse("api-task-skip", args=[task.pk]),
+    }
+
+
+def progress_payload(progress: assignment.AnnotatorProgress) -> dict:
+    return {
+        "judgments_today": progress.judgments_today,
+        "judgments_total": progress.judgments_total,
+        "tasks_remaining": progress.tasks_remaining,
+        "percent_done": progress.percent_done,
+        "spend": progress.spend,
+        "currency": progress.currency,
+    }
+
+
+def project_payload(project: Project) -> dict:
+    return {
+        "slug": project.slug,
+        "name": project.name,
+        "grade_names": project.grade_names,
+        "max_grade": project.max_grade,
+    }
+
+
+# --- views ----------------------------------------------------------------------------------
+
+
+class NextTaskApi(APIView):
+    @extend_schema(
+        summary="Lease the next task",
+        description=(
+            "Leases the best task for the caller (annotator or lead) and returns it with the "
+            "query, the items and why it was chosen. Asking again while the lease runs returns "
+            "the same task. `task` is null when there is no work right now."
+        ),
+        request=None,
+        responses={200: NextTaskSerializer},
+    )
+    def post(self, request, slug: str):
+        project = selectors.project_for(
+            user=request.user, slug=slug, roles=assignment.ANNOTATING_ROLES
+        )
+        task = assignment.claim_next_task(annotator=request.user, project=project)
+        progress = assignment.annotator_progress(annotator=request.user, project=project)
+        body = {
+            "task": task_payload(request, task) if task else None,
+            "message": "" if task else EMPTY_MESSAGE,
+            "project": project_payload(project),
+            "progress": progress_payload(progress),
+        }
+        return Response(NextTaskSerializer(body).data)
+
+
+class SubmitJudgmentApi(APIView):
+    @extend_schema(
+        summary="Submit a judgment",
+        description=(
+            "Grades for a grade_page task, or the on-screen choice and the sides token for a "
+            "compare task. Idempotent on client_uuid: 201 when stored, 200 when the same "
+            "client_uuid was stored before (the stored judgment is returned, counted once)."
+        ),
+        request=SubmitJudgmentSerializer,
+        responses={201: SubmittedJudgmentSerializer, 200: SubmittedJudgmentSerializer},
+        examples=[
+            OpenApiExample(
+                "grade_page",
+                value={
+                    "client_uuid": "6f1c2f8e-0d8a-4c39-9a51-2f4f4f8f3b10",
+                    "grades": {"12": 3, "13": 0},
+                    "duration_ms": 8200,
+                },
+                request_only=True,
+            ),
+            OpenApiExample(
+                "compare",
+                value={
+                    "client_uuid": "0b7d0a3e-5a0e-4f67-8d3c-6c0f3fb1f0aa",
+                    "choice": "left",
+                    "sides": "<the token from the task>",
+                    "duration_ms": 2100,
+                },
+                request_only=True,
+            ),
+        ],
+    )
+    def post(self, request, task_id: str):
+        task = assignment.task_for(user=request.user, task_id=task_id)
+        body = SubmitJudgmentSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        outcome = None
+        if "choice" in data:
+            if task.kind != TaskKind.COMPARE:
+                raise PagewiseError(
+                    "A page is graded, not compared: send grades, not a choice.",
+                    fields={"choice": ["not allowed for a page"]},
+                )
+            outcome = assignment.outcome_from_choice(
+                task=task, choice=data["choice"], sides_token=data["sides"]
+            )
+        judgment, created = assignment.submit_judgment(
+            task=task,
+            annotator=request.user,
+            client_uuid=data["client_uuid"],
+            grades=data.get("grades"),
+            outcome=outcome,
+            duration_ms=data["duration_ms"],
+        )
+        return Response(
+            SubmittedJudgmentSerializer(judgment).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class SkipTaskApi(APIView):
+    @extend_schema(
+        summary="Skip a task",
+        description="Records the skip (the caller never gets this task again) and releases it.",
+        request=None,
+        responses={200: SkipResultSerializer},
+    )
+    def post(self, request, task_id: str):
+        task = assignment.task_for(user=request.user, task_id=task_id)
+        assignment.skip_task(task=task, annotator=request.user)
+        return Response(SkipResultSerializer({"task": task.pk, "skipped": True}).data)

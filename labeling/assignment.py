@@ -1,0 +1,478 @@
+"""Task handout and judging: leasing tasks to annotators, submitting and skipping, progress.
+
+Services (`claim_next_task`, `submit_judgment`, `skip_task`) write; selectors (`task_for`,
+`claimable_tasks`, `annotator_progress`) read. A task is handed out under a lease that expires, so
+an abandoned task returns to the pool by itself; no two annotators can hold the same task.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from functools import partial
+
+from django.contrib.auth import get_user_model
+from django.core import signing
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, DecimalField, Exists, OuterRef, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from .errors import Conflict, NotFound, PagewiseError, PermissionDenied
+from .models import (
+    CompareOutcome,
+    ItemGrade,
+    Judgment,
+    PageSlot,
+    Project,
+    Role,
+    Task,
+    TaskKind,
+    TaskSkip,
+    TaskStatus,
+)
+from .selectors import role_of
+from .signals import judgment_recorded
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 600
+ANNOTATING_ROLES: tuple[str, ...] = (Role.ANNOTATOR, Role.LEAD)
+# A SQLite claim that lost its compare-and-set race tries the next candidate this many times.
+CLAIM_ATTEMPTS = 5
+MAX_DURATION_MS = 2**31 - 1  # PositiveIntegerField on PostgreSQL
+_MAX_ID = 2**63 - 1  # larger ids overflow the database's bigint: they name no task
+_SIDES_SALT = "labeling.assignment.compare-sides"
+
+
+# --- selectors ------------------------------------------------------------------------------
+
+
+def task_for(*, user, task_id: int | str, roles: tuple[str, ...] = ANNOTATING_ROLES) -> Task:
+    """The task with this id if the user may judge it; non-members get NotFound (nothing leaks)."""
+    try:
+        pk = int(task_id)
+    except (TypeError, ValueError):
+        raise NotFound(f"No task '{task_id}'.") from None
+    task = (
+        Task.objects.select_related("project").filter(pk=pk).first() if 0 < pk <= _MAX_ID else None
+    )
+    role = role_of(user=user, project=task.project) if task else None
+    if role is None:
+        raise NotFound(f"No task '{task_id}'.")
+    if role not in roles:
+        raise PermissionDenied(
+            f"Judging needs the role {' or '.join(roles)} in '{task.project.name}'."
+        )
+    return task
+
+
+def claimable_tasks(*, annotator, project: Project, now=None) -> QuerySet[Task]:
+    """Tasks that may be leased to the annotator now, best first.
+
+    Open tasks and tasks whose lease expired (so abandoned work comes back by itself), never one
+    the annotator already judged, skipped, or was excluded from (a re-ask goes to someone else).
+    """
+    now = now or timezone.now()
+    excluded = Task.excluded_annotators.through.objects.filter(
+        task_id=OuterRef("pk"), user_id=annotator.pk
+    )
+    return (
+        Task.objects.filter(project=project)
+        .filter(Q(status=TaskStatus.OPEN) | Q(status=TaskStatus.LEASED, lease_expires_at__lt=now))
+        .filter(~Exists(Judgment.objects.filter(task_id=OuterRef("pk"), annotator=annotator)))
+        .filter(~Exists(TaskSkip.objects.filter(task_id=OuterRef("pk"), annotator=annotator)))
+        .filter(~Exists(excluded))
+        .order_by("-priority", "id")
+    )
+
+
+def held_tasks(*, annotator, project: Project, now=None) -> QuerySet[Task]:
+    """Tasks the annotator holds an unexpired lease on (normally at most one)."""
+    now = now or timezone.now()
+    return Task.objects.filter(
+        project=project, status=TaskStatus.LEASED, assignee=annotator, lease_expires_at__gte=now
+    ).order_by("-priority", "id")
+
+
+@dataclass(frozen=True)
+class AnnotatorProgress:
+    judgments_today: int
+    judgments_total: int
+    tasks_remaining: int
+    spend: Decimal
+    currency: str
+
+    @property
+    def percent_done(self) -> int:
+        """Share of the work the annotator has seen (judged / judged + remaining), for a bar."""
+        seen = self.judgments_total + self.tasks_remaining
+        return round(100 * self.judgments_total / seen) if seen else 0
+
+
+def annotator_progress(*, annotator, project: Project) -> AnnotatorProgress:
+    now = timezone.now()
+    start_of_day = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    totals = Judgment.objects.filter(project=project, annotator=annotator).aggregate(
+        total=Count("pk"),
+        today=Count("pk", filter=Q(created_at__gte=start_of_day)),
+        spend=Coalesce(Sum("cost"), Value(Decimal("0"), output_field=DecimalField())),
+    )
+    remaining = (
+        claimable_tasks(annotator=annotator, project=project, now=now).count()
+        + held_tasks(annotator=annotator, project=project, now=now).count()
+    )
+    return AnnotatorProgress(
+        judgments_today=totals["today"],
+        judgments_total=totals["total"],
+        tasks_remaining=remaining,
+        spend=totals["spend"],
+        currency=project.currency,
+    )
+
+
+# --- claiming -------------------------------------------------------------------------------
+
+
+def claim_next_task(
+    *, annotator, project: Project, lease_seconds: int = LEASE_SECONDS
+) -> Task | None:
+    """Lease the next task to the annotator for `lease_seconds`; None when there is no work.
+
+    An annotator who already holds an unexpired lease gets that task back with a renewed lease
+    (a reloaded page shows the same task). Otherwise one statement takes the best claimable task,
+    and no two annotators can both win it (see `_take_next`).
+
+    Locks: the annotator's user row (FOR NO KEY UPDATE) for the length of the claim, so that two
+    requests of one annotator (a double click, two tabs) cannot lease two tasks; claims of
+    different annotators do not wait on each other.
+    """
+    if lease_seconds <= 0:
+        raise ValueError("lease_seconds must be positive")
+    with transaction.atomic():
+        _lock_annotator(annotator)
+        now = timezone.now()
+        expires = now + timedelta(seconds=lease_seconds)
+        for held in held_tasks(annotator=annotator, project=project, now=now):
+            # Compare-and-set: the lease may have run out (and been taken) since the read.
+            renewed = Task.objects.filter(
+                pk=held.pk, status=TaskStatus.LEASED, assignee=annotator
+            ).update(lease_expires_at=expires)
+            if renewed:
+                return _with_subject(held.pk)
+        task_id = _take_next(annotator=annotator, project=project, now=now, expires=expires)
+    return _with_subject(task_id) if task_id else None
+
+
+def _lock_annotator(annotator) -> None:
+    # NO KEY: inserts that reference the user (judgments, leases) are not blocked by this lock.
+    list(
+        get_user_model()
+        .objects.select_for_update(no_key=True)
+        .filter(pk=annotator.pk)
+        .values_list("pk", flat=True)
+    )
+
+
+def _take_next(*, annotator, project: Project, now, expires) -> int | None:
+    candidates = claimable_tasks(annotator=annotator, project=project, now=now)
+    if connection.vendor == "postgresql":
+        # One statement: the sub-select locks the best claimable row, skipping rows another
+        # annotator's claim has locked this instant, and the UPDATE leases it. Expired leases
+        # match the WHERE clause, so they are taken like open tasks.
+        sql, params = candidates.values("id")[:1].query.get_compiler(connection=connection).as_sql()
+        table = connection.ops.quote_name(Task._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET status = %s, assignee_id = %s, lease_expires_at = %s "
+                f"WHERE id = ({sql} FOR UPDATE SKIP LOCKED) RETURNING id",
+                [TaskStatus.LEASED.value, annotator.pk, expires, *params],
+            )
+            row = cursor.fetchone()
+        return row[0] if row else None
+    # Elsewhere (SQLite): pick a candidate, then compare-and-set; the UPDATE only matches while
+    # the task is still free, so of two racing annotators exactly one changes the row.
+    for _ in range(CLAIM_ATTEMPTS):
+        candidate = candidates.values_list("id", flat=True).first()
+        if candidate is None:
+            return None
+        won = (
+            Task.objects.filter(pk=candidate)
+            .filter(
+                Q(status=TaskStatus.OPEN) | Q(status=TaskStatus.LEASED, lease_expires_at__lt=now)
+            )
+            .update(status=TaskStatus.LEASED, assignee=annotator, lease_expires_at=expires)
+        )
+        if won:
+            return candidate
+    return None
+
+
+def _with_subject(task_id: int) -> Task:
+    return Task.objects.select_related("project", "page__query", "anchor__query", "other").get(
+        pk=task_id
+    )
+
+
+# --- compare sides --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sides:
+    """Which item a compare task shows on the left and on the right, and a token that says so."""
+
+    left_id: int
+    right_id: int
+    token: str
+
+
+def deal_sides(*, task: Task, rng: random.Random | None = None) -> Sides:
+    """Put a compare task's two items on random screen sides, so the anchor cannot be told apart.
+
+    The token is signed (not secret): it only names the items the client shows anyway, and the
+    client echoes it with its choice so the answer can be turned back to the anchor's side.
+    """
+    pair = [task.anchor_id, task.other_id]
+    (rng or random).shuffle(pair)
+    left_id, right_id = pair
+    token = signing.dumps({"task": task.pk, "left": left_id, "right": right_id}, salt=_SIDES_SALT)
+    return Sides(left_id=left_id, right_id=right_id, token=token)
+
+
+SCREEN_CHOICES = ("left", "right", "equal")
+
+
+def outcome_from_choice(*, task: Task, choice: str, sides_token: str) -> str:
+    """Translate an on-screen answer (left / right / equal) to a CompareOutcome (anchor's side)."""
+    if choice not in SCREEN_CHOICES:
+        raise PagewiseError(
+            f"choice must be one of {', '.join(SCREEN_CHOICES)}.", fields={"choice": ["invalid"]}
+        )
+    try:
+        sides = signing.loads(sides_token, salt=_SIDES_SALT)
+    except signing.BadSignature:
+        sides = None
+    subject = {task.anchor_id, task.other_id}
+    if (
+        not isinstance(sides, dict)
+        or sides.get("task") != task.pk
+        or {sides.get("left"), sides.get("right")} != subject
+    ):
+        raise PagewiseError(
+            "The sides token does not belong to this task; send back the one that came with it.",
+            fields={"sides": ["invalid"]},
+        )
+    if choice == "equal":
+        return CompareOutcome.EQUAL
+    better = sides["left"] if choice == "left" else sides["right"]
+    return CompareOutcome.ANCHOR_BETTER if better == task.anchor_id else CompareOutcome.OTHER_BETTER
+
+
+# --- judging --------------------------------------------------------------------------------
+
+
+def submit_judgment(
+    *,
+    task: Task,
+    annotator,
+    client_uuid: uuid.UUID | str,
+    grades: dict[int, int] | None = None,
+    outcome: str | None = None,
+    duration_ms: int = 0,
+) -> tuple[Judgment, bool]:
+    """Store the annotator's answer to a task; return (judgment, created).
+
+    Idempotent on `client_uuid`: a retried submit returns the stored judgment with created=False
+    and is never counted twice. The task is closed when it has `judgments_required` judgments,
+    otherwise it goes back to the pool for another annotator. After the commit, `judgment_recorded`
+    is sent so that other apps can queue their follow-up work.
+
+    Locks: the task row, so that the count of its judgments and its new status cannot interleave
+    with another submit of the same task.
+    """
+    client_uuid = _as_uuid(client_uuid)
+    stored = _stored_judgment(client_uuid=client_uuid, task=task, annotator=annotator)
+    if stored is not None:
+        return stored, False
+    with transaction.atomic():
+        locked = Task.objects.select_for_update().get(pk=task.pk)
+        # A retry of this very submit may have committed while we waited for the lock.
+        stored = _stored_judgment(client_uuid=client_uuid, task=locked, annotator=annotator)
+        if stored is not None:
+            return stored, False
+        _check_lease(task=locked, annotator=annotator)
+        project = Project.objects.get(pk=locked.project_id)
+        duration_ms = _clean_duration(duration_ms)
+        if locked.kind == TaskKind.GRADE_PAGE:
+            if outcome is not None:
+                raise PagewiseError(
+                    "A page is graded, not compared: send grades, not a choice.",
+                    fields={"choice": ["not allowed for a page"]},
+                )
+            cleaned = _clean_grades(task=locked, grades=grades, max_grade=project.max_grade)
+            cost = project.grade_cost * len(cleaned)
+        else:
+            if grades is not None:
+                raise PagewiseError(
+                    "A comparison is answered with a choice, not grades.",
+                    fields={"grades": ["not allowed for a comparison"]},
+                )
+            if outcome not in CompareOutcome.values:
+                raise PagewiseError(
+                    f"outcome must be one of {', '.join(CompareOutcome.values)}.",
+                    fields={"outcome": ["invalid"]},
+                )
+            cleaned = {}
+            cost = project.compare_cost
+        try:
+            # Savepoint: a duplicate key (a racing retry, a reused UUID) must not spoil the
+            # outer transaction, so that we can still read what is stored and answer with it.
+            with transaction.atomic():
+                judgment = Judgment.objects.create(
+                    task=locked, project=project, annotator=annotator, client_uuid=client_uuid,
+                    kind=locked.kind, outcome=outcome if locked.kind == TaskKind.COMPARE else None,
+                    cost=cost, duration_ms=duration_ms,
+                )  # fmt: skip
+                ItemGrade.objects.bulk_create(
+                    [ItemGrade(judgment=judgment, item_id=i, grade=g) for i, g in cleaned.items()]
+                )
+        except IntegrityError:
+            stored = _stored_judgment(client_uuid=client_uuid, task=locked, annotator=annotator)
+            if stored is not None:
+                return stored, False
+            if Judgment.objects.filter(task=locked, annotator=annotator).exists():
+                raise Conflict("You have already judged this task.") from None
+            raise
+        judged = Judgment.objects.filter(task=locked).count()
+        Task.objects.filter(pk=locked.pk).update(
+            status=TaskStatus.DONE if judged >= locked.judgments_required else TaskStatus.OPEN,
+            assignee=None,
+            lease_expires_at=None,
+        )
+        transaction.on_commit(
+            partial(_announce_judgment, judgment_id=judgment.pk, project_id=project.pk)
+        )
+    return judgment, True
+
+
+def skip_task(*, task: Task, annotator) -> TaskSkip:
+    """Record that the annotator passes on the task (they never get it again) and release it.
+
+    Locks: the task row, so that releasing the lease cannot undo a claim made meanwhile.
+    """
+    with transaction.atomic():
+        locked = Task.objects.select_for_update().get(pk=task.pk)
+        if Judgment.objects.filter(task=locked, annotator=annotator).exists():
+            raise Conflict("You have already judged this task; there is nothing to skip.")
+        skip = TaskSkip.objects.filter(task=locked, annotator=annotator).first()
+        if skip is None:
+            skip = TaskSkip.objects.create(task=locked, annotator=annotator)
+        if locked.status == TaskStatus.LEASED and locked.assignee_id == annotator.pk:
+            Task.objects.filter(pk=locked.pk).update(
+                status=TaskStatus.OPEN, assignee=None, lease_expires_at=None
+            )
+    return skip
+
+
+def _stored_judgment(*, client_uuid: uuid.UUID, task: Task, annotator) -> Judgment | None:
+    """The judgment already stored under this UUID by this annotator for this task, if any."""
+    stored = Judgment.objects.filter(client_uuid=client_uuid).first()
+    if stored is None:
+        return None
+    if stored.task_id != task.pk or stored.annotator_id != annotator.pk:
+        raise Conflict(
+            "This client_uuid was already used for another judgment; use a new UUID per judgment.",
+            fields={"client_uuid": ["already used"]},
+        )
+    return stored
+
+
+def _check_lease(*, task: Task, annotator) -> None:
+    if task.status in (TaskStatus.DONE, TaskStatus.CANCELLED):
+        raise Conflict(f"This task is {task.get_status_display().lower()}; ask for the next one.")
+    # An expired lease still counts while nobody else has taken the task: the row still names us.
+    if task.status == TaskStatus.LEASED and task.assignee_id == annotator.pk:
+        return
+    if task.status == TaskStatus.LEASED:
+        raise Conflict(
+            "This task is leased to another annotator (your lease may have expired); "
+            "your answer was not stored. Ask for the next task."
+        )
+    raise Conflict("This task is not leased to you; ask for the next task first.")
+
+
+def _clean_grades(*, task: Task, grades, max_grade: int) -> dict[int, int]:
+    page_items = list(
+        PageSlot.objects.filter(page_id=task.page_id)
+        .order_by("position")
+        .values_list("item_id", flat=True)
+    )
+    if not isinstance(grades, dict) or not grades:
+        raise PagewiseError(
+            "Grade every item of the page: send grades as {item_id: grade}.",
+            fields={"grades": ["required"]},
+        )
+    cleaned: dict[int, int] = {}
+    problems: dict[str, list[str]] = {}
+    for key, grade in grades.items():
+        try:
+            item_id = int(key)
+        except (TypeError, ValueError):
+            problems[str(key)] = ["not an item id"]
+            continue
+        if item_id not in page_items:
+            problems[str(key)] = ["not an item of this page"]
+        elif isinstance(grade, bool) or not isinstance(grade, int) or not 0 <= grade <= max_grade:
+            problems[str(key)] = [f"grade must be an integer from 0 to {max_grade}"]
+        else:
+            cleaned[item_id] = grade
+    for item_id in page_items:
+        if item_id not in cleaned and str(item_id) not in problems:
+            problems[str(item_id)] = ["missing: every item of the page needs a grade"]
+    if problems:
+        raise PagewiseError(
+            f"Grades must cover exactly the {len(page_items)} items of the page, "
+            f"each from 0 to {max_grade}.",
+            fields={"grades": problems},
+        )
+    return cleaned
+
+
+def _clean_duration(duration_ms) -> int:
+    if isinstance(duration_ms, bool) or not isinstance(duration_ms, int):
+        raise PagewiseError("duration_ms must be an integer.", fields={"duration_ms": ["invalid"]})
+    if not 0 <= duration_ms <= MAX_DURATION_MS:
+        raise PagewiseError(
+            f"duration_ms must be from 0 to {MAX_DURATION_MS}.", fields={"duration_ms": ["invalid"]}
+        )
+    return duration_ms
+
+
+def _as_uuid(value) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise PagewiseError(
+            "client_uuid must be a UUID.", fields={"client_uuid": ["invalid"]}
+        ) from None
+
+
+def _announce_judgment(*, judgment_id: int, project_id: int) -> None:
+    # Robust: the judgment is committed whatever a receiver does; a receiver that fails (say, the
+    # broker is down) is logged rather than turned into an error for the annotator.
+    for receiver, result in judgment_recorded.send_robust(
+        sender=Judgment, judgment_id=judgment_id, project_id=project_id
+    ):
+        if isinstance(result, Exception):
+            log.error(
+                "judgment_recorded receiver %r failed for judgment %s",
+                receiver,
+                judgment_id,
+                exc_info=result,
+            )

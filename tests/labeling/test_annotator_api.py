@@ -1,0 +1,405 @@
+"""The annotator's REST API and HTML pages: claim, submit, skip; roles; one error shape."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from labeling.models import (
+    CompareOutcome,
+    ItemGrade,
+    Judgment,
+    Role,
+    Task,
+    TaskSkip,
+    TaskStatus,
+)
+
+from .task_factories import make_compare_task, make_page_task, page_item_ids
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def annotator(project, make_user):
+    return make_user("ann", role=Role.ANNOTATOR, project=project)
+
+
+def api_as(user) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(user)
+    return client
+
+
+def next_task(client, slug: str = "p"):
+    return client.post(f"/api/projects/{slug}/tasks/next/", format="json")
+
+
+def submit(client, task_id, body):
+    return client.post(f"/api/tasks/{task_id}/submit/", body, format="json")
+
+
+def grades_body(task, grade: int = 2, client_uuid=None) -> dict:
+    return {
+        "client_uuid": str(client_uuid or uuid.uuid4()),
+        "grades": {str(item_id): grade for item_id in page_item_ids(task)},
+        "duration_ms": 3100,
+    }
+
+
+def assert_error_shape(response, status: int) -> dict:
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert set(body) == {"message", "extra"} and isinstance(body["message"], str)
+    assert "fields" in body["extra"]
+    return body
+
+
+# --- claiming -------------------------------------------------------------------------------
+
+
+def test_next_returns_the_page_with_its_query_items_in_page_order_and_why(project, annotator):
+    task = make_page_task(project, items=3, reason="Top band of text and image")
+    client = api_as(annotator)
+
+    response = next_task(client)
+
+    assert response.status_code == 200
+    body = response.json()
+    payload = body["task"]
+    assert payload["id"] == task.pk and payload["kind"] == "grade_page"
+    assert payload["reason"] == "Top band of text and image"
+    assert payload["query"] == {"id": task.page.query.external_id, "text": "tabby cat"}
+    assert [item["id"] for item in payload["items"]] == page_item_ids(task)
+    assert [item["position"] for item in payload["items"]] == [0, 1, 2]
+    assert set(payload["items"][0]) == {
+        "id",
+        "position",
+        "modality",
+        "title",
+        "snippet",
+        "image_url",
+    }
+    assert payload["sides"] is None
+    assert payload["submit_url"] == f"/api/tasks/{task.pk}/submit/"
+    assert body["project"]["grade_names"][0] == "Not relevant" and body["project"]["max_grade"] == 4
+    assert body["progress"]["tasks_remaining"] == 1
+
+
+def test_next_gives_the_same_task_again_on_reload(project, annotator):
+    make_page_task(project)
+    make_page_task(project)
+    client = api_as(annotator)
+
+    assert next_task(client).json()["task"]["id"] == next_task(client).json()["task"]["id"]
+
+
+def test_next_without_work_says_so_helpfully(project, annotator):
+    body = next_task(api_as(annotator)).json()
+
+    assert body["task"] is None
+    assert "No tasks right now" in body["message"] and "check back soon" in body["message"]
+
+
+def test_compare_payload_hides_the_anchor_and_the_choice_is_stored_from_its_side(
+    project, annotator
+):
+    task = make_compare_task(project)
+    client = api_as(annotator)
+
+    payload = next_task(client).json()["task"]
+    assert payload["kind"] == "compare"
+    assert "anchor" not in str(payload) and "other" not in str(payload)
+    left, right = (item["id"] for item in payload["items"])
+    assert {left, right} == {task.anchor_id, task.other_id}
+
+    body = {"client_uuid": str(uuid.uuid4()), "choice": "left", "sides": payload["sides"]}
+    response = submit(client, task.pk, body)
+
+    assert response.status_code == 201
+    expected = (
+        CompareOutcome.ANCHOR_BETTER if left == task.anchor_id else CompareOutcome.OTHER_BETTER
+    )
+    assert Judgment.objects.get().outcome == expected == response.json()["outcome"]
+
+
+# --- submitting -----------------------------------------------------------------------------
+
+
+def test_judgment_submitted_twice_with_the_same_uuid_is_stored_once(project, annotator):
+    task = make_page_task(project, items=3)
+    client = api_as(annotator)
+    next_task(client)
+    body = grades_body(task, grade=3)
+
+    first = submit(client, task.pk, body)
+    replay = submit(client, task.pk, body)
+
+    assert (first.status_code, replay.status_code) == (201, 200)
+    assert first.json() == replay.json()
+    assert first.json()["grades"] == {str(i): 3 for i in page_item_ids(task)}
+    assert Judgment.objects.count() == 1 and ItemGrade.objects.count() == 3
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"grades": {}},
+        {"client_uuid": "not-a-uuid", "grades": {"1": 1}},
+        {"client_uuid": str(uuid.uuid4())},
+        {"client_uuid": str(uuid.uuid4()), "grades": [1, 2]},
+        {"client_uuid": str(uuid.uuid4()), "grades": {"1": "high"}},
+        {"client_uuid": str(uuid.uuid4()), "grades": {"1": 10**30}},
+        {"client_uuid": str(uuid.uuid4()), "grades": {"1": 1}, "choice": "left", "sides": "x"},
+        {"client_uuid": str(uuid.uuid4()), "choice": "left"},
+        {"client_uuid": str(uuid.uuid4()), "choice": "up", "sides": "x"},
+        {"client_uuid": str(uuid.uuid4()), "grades": {"1": 1}, "duration_ms": -5},
+        {"client_uuid": str(uuid.uuid4()), "grades": {"1": 1}, "duration_ms": 10**12},
+    ],
+    ids=[
+        "empty",
+        "no uuid",
+        "bad uuid",
+        "no answer",
+        "grades list",
+        "grade text",
+        "huge grade",
+        "grades and choice",
+        "choice without sides",
+        "bad choice",
+        "negative duration",
+        "huge duration",
+    ],  # fmt: skip
+)
+def test_bad_bodies_get_400_in_the_one_error_shape(project, annotator, body):
+    task = make_page_task(project)
+    client = api_as(annotator)
+    next_task(client)
+
+    assert_error_shape(submit(client, task.pk, body), 400)
+    assert Judgment.objects.count() == 0
+
+
+def test_grades_that_do_not_cover_the_page_get_400_naming_the_items(project, annotator):
+    task = make_page_task(project, items=3)
+    client = api_as(annotator)
+    next_task(client)
+    first, second, third = page_item_ids(task)
+    body = {"client_uuid": str(uuid.uuid4()), "grades": {str(first): 1, str(second): 9, "77777": 1}}
+
+    fields = assert_error_shape(submit(client, task.pk, body), 400)["extra"]["fields"]
+
+    assert set(fields["grades"]) == {str(second), str(third), "77777"}
+
+
+def test_body_that_is_not_json_gets_400(project, annotator):
+    task = make_page_task(project)
+    client = api_as(annotator)
+    next_task(client)
+
+    response = client.post(
+        f"/api/tasks/{task.pk}/submit/", "{not json", content_type="application/json"
+    )
+
+    assert_error_shape(response, 400)
+
+
+def test_forged_sides_token_gets_400(project, annotator):
+    task = make_compare_task(project)
+    client = api_as(annotator)
+    next_task(client)
+
+    response = submit(
+        client, task.pk, {"client_uuid": str(uuid.uuid4()), "choice": "right", "sides": "abc:def"}
+    )
+
+    assert assert_error_shape(response, 400)["extra"]["fields"] == {"sides": ["invalid"]}
+
+
+@pytest.mark.parametrize("task_id", ["abc", "0", "-1", "99999", str(10**30), "1.5"])
+def test_bad_task_ids_get_404(project, annotator, task_id):
+    make_page_task(project)
+    client = api_as(annotator)
+
+    assert_error_shape(submit(client, task_id, grades_body(Task.objects.get())), 404)
+    assert_error_shape(client.post(f"/api/tasks/{task_id}/skip/"), 404)
+
+
+def test_unknown_project_gets_404(annotator):
+    assert_error_shape(next_task(api_as(annotator), slug="nope"), 404)
+
+
+def test_task_leased_to_another_annotator_cannot_be_submitted(project, annotator, make_user):
+    task = make_page_task(project)
+    next_task(api_as(annotator))
+    intruder = make_user("eve", role=Role.ANNOTATOR, project=project)
+
+    response = submit(api_as(intruder), task.pk, grades_body(task))
+
+    assert_error_shape(response, 409)
+    assert Judgment.objects.count() == 0
+
+
+def test_annotators_never_see_other_annotators_answers(project, annotator, make_user):
+    task = make_page_task(project, judgments_required=2)
+    client = api_as(annotator)
+    next_task(client)
+    submit(client, task.pk, grades_body(task, grade=4))
+    colleague = make_user("bob", role=Role.ANNOTATOR, project=project)
+
+    body = next_task(api_as(colleague)).json()
+
+    assert body["task"]["id"] == task.pk
+    assert set(body["task"]) == {
+        "id", "kind", "reason", "lease_expires_at", "query", "items", "sides", "submit_url",
+        "skip_url",
+    }  # fmt: skip
+    assert body["progress"]["judgments_total"] == 0
+    # Nor can the colleague read the judgment by replaying its UUID.
+    stolen = submit(api_as(colleague), task.pk, {**grades_body(task), "client_uuid": str(
+        Judgment.objects.get().client_uuid)})  # fmt: skip
+    assert "grades" not in assert_error_shape(stolen, 409)
+
+
+# --- skipping -------------------------------------------------------------------------------
+
+
+def test_skip_is_recorded_and_the_next_task_is_another(project, annotator):
+    first = make_page_task(project, priority=2)
+    second = make_page_task(project)
+    client = api_as(annotator)
+    next_task(client)
+
+    response = client.post(f"/api/tasks/{first.pk}/skip/")
+
+    assert response.status_code == 200 and response.json() == {"task": first.pk, "skipped": True}
+    assert TaskSkip.objects.filter(task=first, annotator=annotator).exists()
+    assert Task.objects.get(pk=first.pk).status == TaskStatus.OPEN
+    assert next_task(client).json()["task"]["id"] == second.pk
+
+
+# --- who may judge --------------------------------------------------------------------------
+
+
+def test_scientist_cannot_claim_submit_or_skip(project, make_user, annotator):
+    task = make_page_task(project)
+    scientist = api_as(make_user("sci", role=Role.SCIENTIST, project=project))
+
+    assert_error_shape(next_task(scientist), 403)
+    assert_error_shape(submit(scientist, task.pk, grades_body(task)), 403)
+    assert_error_shape(scientist.post(f"/api/tasks/{task.pk}/skip/"), 403)
+
+
+def test_lead_may_judge(project, make_user):
+    make_page_task(project)
+
+    assert next_task(api_as(make_user("lea", role=Role.LEAD, project=project))).status_code == 200
+
+
+def test_non_member_gets_404_for_the_project_and_its_tasks(project, make_user):
+    task = make_page_task(project)
+    outsider = api_as(make_user("out"))
+
+    assert_error_shape(next_task(outsider), 404)
+    assert_error_shape(submit(outsider, task.pk, grades_body(task)), 404)
+    assert_error_shape(outsider.post(f"/api/tasks/{task.pk}/skip/"), 404)
+
+
+def test_anonymous_gets_401(project):
+    task = make_page_task(project)
+    anonymous = api_as(None)
+
+    assert_error_shape(next_task(anonymous), 401)
+    assert_error_shape(submit(anonymous, task.pk, grades_body(task)), 401)
+    assert Task.objects.get().status == TaskStatus.OPEN
+
+
+def test_token_authentication_works(project, annotator):
+    task = make_page_task(project)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=annotator).key}")
+
+    assert next_task(client).json()["task"]["id"] == task.pk
+    assert submit(client, task.pk, grades_body(task)).status_code == 201
+
+
+def test_session_authentication_needs_the_csrf_token(project, annotator):
+    make_page_task(project)
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(annotator)
+
+    assert_error_shape(next_task(client), 403)
+    assert Task.objects.get().status == TaskStatus.OPEN
+
+
+def test_schema_documents_the_task_endpoints(annotator, client):
+    client.force_login(annotator)
+    schema = client.get("/api/schema/?format=json").json()
+
+    assert "/api/projects/{slug}/tasks/next/" in schema["paths"]
+    submit_op = schema["paths"]["/api/tasks/{task_id}/submit/"]["post"]
+    assert set(submit_op["responses"]) >= {"200", "201"}
+    assert "SubmitJudgment" in str(submit_op["requestBody"])
+    assert "/api/tasks/{task_id}/skip/" in schema["paths"]
+    assert {"NextTask", "TaskPayload", "SubmittedJudgment", "AnnotatorProgress"} <= set(
+        schema["components"]["schemas"]
+    )
+
+
+# --- HTML -----------------------------------------------------------------------------------
+
+
+def test_home_shows_progress_and_a_start_button_to_annotators(project, annotator, client):
+    make_page_task(project)
+    client.force_login(annotator)
+
+    html = client.get("/").content.decode()
+
+    assert 'href="/projects/p/annotate/"' in html and ">Start<" in html
+    assert "1 left" in html
+
+
+def test_home_shows_no_start_button_to_scientists(project, make_user, client):
+    client.force_login(make_user("sci", role=Role.SCIENTIST, project=project))
+
+    html = client.get("/").content.decode()
+
+    assert "Test project" in html and ">Start<" not in html
+
+
+def test_judging_page_shows_the_legend_keyboard_help_and_loads_the_script(
+    project, annotator, client
+):
+    client.force_login(annotator)
+
+    response = client.get("/projects/p/annotate/")
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Highly relevant" in html and 'id="keyboard-help"' in html
+    assert "js/annotate.js" in html and 'id="annotate-config"' in html
+    assert "csrfmiddlewaretoken" in html
+    assert "http://" not in html.split("<body>")[0] and "https://" not in html  # nothing remote
+
+
+@pytest.mark.parametrize(
+    ("who", "status"), [("scientist", 403), ("outsider", 404), ("anonymous", 302)]
+)
+def test_judging_page_is_for_annotators_and_leads_only(project, make_user, client, who, status):
+    if who == "scientist":
+        client.force_login(make_user("sci", role=Role.SCIENTIST, project=project))
+    elif who == "outsider":
+        client.force_login(make_user("out"))
+
+    assert client.get("/projects/p/annotate/").status_code == status
+
+
+def test_judging_page_of_an_unknown_project_is_404(annotator, client):
+    client.force_login(annotator)
+
+    assert client.get("/projects/nope/annotate/").status_code == 404

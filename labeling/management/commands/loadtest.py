@@ -1,0 +1,243 @@
+"""python manage.py loadtest --annotators 50 --seconds 60 --url http://127.0.0.1:8000
+
+Simulated annotators over HTTP against a running server (gunicorn + the same database), each with
+its own account and token: they fetch and submit tasks, some retry a submit with the same UUID,
+some abandon their lease. Afterwards the database is checked: no task judged by two annotators,
+every acknowledged judgment stored exactly once, budget spent equal to the sum of judgment costs.
+Bounded in count and time, and refused for anything but a loopback address.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import random
+import statistics
+import threading
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlparse
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Count, Sum
+from django.test.utils import override_settings
+from rest_framework.authtoken.models import Token
+
+from active_selection.services import create_page_tasks
+from labeling.benchmarks import generated_records
+from labeling.imports import import_project_file
+from labeling.models import Judgment, Membership, Project, Role, Task
+from labeling.selectors import budget_status
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+MAX_ANNOTATORS = 200
+MAX_SECONDS = 600
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": 0.0, "p95": 0.0, "p99": 0.0}
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+    return {"p50": round(statistics.median(ordered), 2), "p95": at(0.95), "p99": at(0.99)}
+
+
+class Annotator(threading.Thread):
+    def __init__(self, *, host, port, token, slug, deadline, seed, results, lock):
+        super().__init__(daemon=True)
+        self.host, self.port, self.token, self.slug = host, port, token, slug
+        self.deadline, self.rng, self.results, self.lock = (
+            deadline,
+            random.Random(seed),
+            results,
+            lock,
+        )
+
+    def call(self, path: str, body: dict) -> tuple[int, dict, float]:
+        started = time.perf_counter()
+        self.conn.request(
+            "POST", path, body=json.dumps(body),
+            headers={"Authorization": f"Token {self.token}", "Content-Type": "application/json"},
+        )  # fmt: skip
+        response = self.conn.getresponse()
+        data = response.read()
+        elapsed = (time.perf_counter() - started) * 1000
+        return response.status, (json.loads(data) if data else {}), elapsed
+
+    def run(self) -> None:
+        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        next_ms, submit_ms, acked, errors, abandoned, retried = [], [], [], 0, 0, 0
+        while time.monotonic() < self.deadline:
+            try:
+                status, payload, ms = self.call(f"/api/projects/{self.slug}/tasks/next/", {})
+                next_ms.append(ms)
+                task = payload.get("task") if status == 200 else None
+                if task is None:
+                    errors += status != 200
+                    time.sleep(0.2)
+                    continue
+                if self.rng.random() < 0.01:  # walks away mid-task: the lease expires on its own
+                    abandoned += 1
+                    break
+                body = {
+                    "client_uuid": str(uuid.uuid4()),
+                    "grades": {str(item["id"]): self.rng.randint(0, 4) for item in task["items"]},
+                    "duration_ms": self.rng.randint(1500, 9000),
+                }
+                status, _, ms = self.call(task["submit_url"], body)
+                submit_ms.append(ms)
+                if status in (200, 201):
+                    acked.append((body["client_uuid"], task["id"], len(task["items"])))
+                    if self.rng.random() < 0.1:  # a flaky network: the client sends it again
+                        again, _, ms = self.call(task["submit_url"], body)
+                        submit_ms.append(ms)
+                        retried += 1
+                        errors += again not in (200, 201)
+                else:
+                    errors += 1
+            except (OSError, http.client.HTTPException, ValueError):
+                errors += 1
+                self.conn.close()
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        with self.lock:
+            self.results["next_ms"] += next_ms
+            self.results["submit_ms"] += submit_ms
+            self.results["acked"] += acked
+            self.results["errors"] += errors
+            self.results["abandoned"] += abandoned
+            self.results["retried"] += retried
+
+
+class Command(BaseCommand):
+    help = "Load-test the annotator API over HTTP with simulated annotators; check nothing is lost."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--annotators", type=int, default=50)
+        parser.add_argument("--seconds", type=float, default=60)
+        parser.add_argument("--url", default="http://127.0.0.1:8000")
+        parser.add_argument(
+            "--queries", type=int, default=3000, help="pages of work created for the run"
+        )
+        parser.add_argument("--json", dest="json_path", type=Path)
+
+    def handle(self, *args, annotators, seconds, url, queries, json_path, **options):
+        target = urlparse(url)
+        if target.hostname not in LOOPBACK:
+            raise CommandError(
+                "loadtest only runs against a loopback address (127.0.0.1, localhost, ::1)."
+            )
+        if not 1 <= annotators <= MAX_ANNOTATORS or not 0 < seconds <= MAX_SECONDS:
+            raise CommandError(f"--annotators 1..{MAX_ANNOTATORS}, --seconds up to {MAX_SECONDS}.")
+        project = self.make_project(annotators, queries)
+        tokens = self.make_annotators(project, annotators)
+        results = {
+            "next_ms": [],
+            "submit_ms": [],
+            "acked": [],
+            "errors": 0,
+            "abandoned": 0,
+            "retried": 0,
+        }
+        lock = threading.Lock()
+        deadline = time.monotonic() + seconds
+        started = time.perf_counter()
+        threads = [
+            Annotator(host=target.hostname, port=target.port or 80, token=token, slug=project.slug,
+                      deadline=deadline, seed=i, results=results, lock=lock)
+            for i, token in enumerate(tokens)
+        ]  # fmt: skip
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+        figures = self.check(project, results, elapsed)
+        self.stdout.write(
+            f"{figures['judgments']} judgments in {elapsed:.1f} s by {annotators} annotators: "
+            f"{figures['judgments_per_second']} judgments/s; next task p50/p95/p99 "
+            f"{figures['next_task_ms']['p50']}/{figures['next_task_ms']['p95']}/{figures['next_task_ms']['p99']} ms; "
+            f"submit {figures['submit_ms']['p50']}/{figures['submit_ms']['p95']}/{figures['submit_ms']['p99']} ms"
+        )
+        self.stdout.write(
+            f"double assignments {figures['double_assignments']}, lost {figures['lost_judgments']}, "
+            f"duplicated {figures['duplicated_judgments']}, budget mismatch {figures['budget_mismatch']}; "
+            f"{results['retried']} retried submits, {results['abandoned']} abandoned leases, {results['errors']} errors"
+        )
+        if json_path:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(json.dumps(figures, indent=2))
+        if (
+            figures["double_assignments"]
+            or figures["lost_judgments"]
+            or figures["duplicated_judgments"]
+            or figures["budget_mismatch"]
+        ):
+            raise CommandError("Consistency check failed: see the figures above.")
+
+    def make_project(self, annotators: int, queries: int) -> Project:
+        project = Project.objects.create(
+            slug=f"loadtest-{int(time.time())}", name="Load test", modalities=["text", "image"],
+            strategy="top_p", page_size=6, top_band=3, budget=Decimal("1000000"),
+        )  # fmt: skip
+        records = list(generated_records(items=queries * 6, items_per_query=6))
+        import io
+
+        data = io.BytesIO("".join(json.dumps(r) + "\n" for r in records).encode())
+        with override_settings(PAGEWISE_EMBED_AFTER_IMPORT=False):
+            import_project_file(project=project, file=data, filename="loadtest.jsonl")
+        create_page_tasks(project=project)
+        return project
+
+    def make_annotators(self, project: Project, count: int) -> list[str]:
+        users = get_user_model().objects.bulk_create(
+            [get_user_model()(username=f"{project.slug}-a{i}") for i in range(count)]
+        )
+        Membership.objects.bulk_create(
+            [Membership(project=project, user=u, role=Role.ANNOTATOR) for u in users]
+        )
+        return [Token.objects.create(user=u).key for u in users]
+
+    def check(self, project: Project, results: dict, elapsed: float) -> dict:
+        acked = results["acked"]
+        stored = dict(
+            Judgment.objects.filter(project=project).values_list("client_uuid", "task_id")
+        )
+        stored_uuids = {str(u) for u in stored}
+        lost = sum(1 for client_uuid, _, _ in acked if client_uuid not in stored_uuids)
+        per_uuid = (
+            Judgment.objects.filter(project=project).values("client_uuid").annotate(n=Count("pk"))
+        )
+        duplicated = sum(row["n"] - 1 for row in per_uuid if row["n"] > 1)
+        # A task needs one judgment here: a second one means two annotators held it at once.
+        double = (
+            Task.objects.filter(project=project)
+            .annotate(n=Count("judgments"))
+            .filter(n__gt=1)
+            .count()
+        )
+        expected_cost = sum(project.grade_cost * n for _, _, n in acked)
+        spent = budget_status(project=project)["spent"]
+        summed = Judgment.objects.filter(project=project).aggregate(s=Sum("cost"))["s"] or Decimal(
+            "0"
+        )
+        judgments = len(stored)
+        return {
+            "judgments": judgments,
+            "judgments_per_second": round(judgments / elapsed, 2),
+            "double_assignments": double,
+            "lost_judgments": lost,
+            "duplicated_judgments": duplicated,
+            "budget_mismatch": int(spent != summed or summed != expected_cost),
+            "next_task_ms": percentiles(results["next_ms"]),
+            "submit_ms": percentiles(results["submit_ms"]),
+            "retried_submits": results["retried"],
+            "abandoned_leases": results["abandoned"],
+            "errors": results["errors"],
+            "project": project.slug,
+        }

@@ -32,8 +32,10 @@ class Workers:
         self.settings = settings
         self.processes: list[subprocess.Popen] = []
 
-    def start(self, *, visibility_timeout: int = 3600) -> subprocess.Popen:
-        return start_worker(self, visibility_timeout)
+    def start(
+        self, *, visibility_timeout: int = 3600, extra_env=None, beat: bool = False
+    ) -> subprocess.Popen:
+        return start_worker(self, visibility_timeout, extra_env or {}, beat)
 
     def stop_all(self) -> None:
         for worker in self.processes:
@@ -65,7 +67,9 @@ def celery_worker_process(celery_workers):
     return celery_workers.queue
 
 
-def start_worker(workers: Workers, visibility_timeout: int) -> subprocess.Popen:
+def start_worker(
+    workers: Workers, visibility_timeout: int, extra_env: dict, beat: bool
+) -> subprocess.Popen:
     queue, tmp_path, settings = workers.queue, workers.tmp_path, workers.settings
     log = tmp_path / f"worker{len(workers.processes)}.log"
     env = {
@@ -76,11 +80,14 @@ def start_worker(workers: Workers, visibility_timeout: int) -> subprocess.Popen:
         # Tasks the worker itself queues (e.g. a retrain) stay on this test's queue.
         "CELERY_TASK_DEFAULT_QUEUE": queue,
         "CELERY_VISIBILITY_TIMEOUT": str(visibility_timeout),
+        "PAGEWISE_VAR_DIR": str(tmp_path / "var"),
+        **extra_env,
     }
     with open(log, "wb") as out:
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "-Q", queue,
-             "--without-gossip", "--without-mingle", "--loglevel=info", "-n", f"{queue}-{len(workers.processes)}@%h"],
+             "--without-gossip", "--without-mingle", "--loglevel=info", "-n", f"{queue}-{len(workers.processes)}@%h",
+             *(["-B"] if beat else [])],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     workers.processes.append(worker)

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView
 
@@ -10,6 +10,7 @@ from labeling import api_tasks as labeling_api_tasks
 from labeling import views as labeling_views
 
 urlpatterns = [
+    path("", include("labeling.urls_lead")),
     path("", labeling_views.home, name="home"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

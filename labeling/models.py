@@ -390,3 +390,18 @@ class ImportRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.filename} ({self.items_created} items)"
+
+
+class Adjudication(models.Model):
+    """The lead's final grade for an item whose annotators disagreed; it overrides their median."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="adjudications")
+    item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="adjudication")
+    grade = models.PositiveSmallIntegerField()
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Adjudication of item {self.item_id}: {self.grade}"

@@ -89,14 +89,18 @@ def budget_status(*, project: Project) -> dict[str, Decimal]:
 
 
 def human_grades(*, query_ids) -> dict[int, int]:
-    """Each human-graded item's label: the lower median of its grades (one per judgment)."""
+    """Each human-graded item's label: the lead's adjudicated grade when there is one, else the
+    lower median of its grades (one per judgment)."""
     from collections import defaultdict
     from statistics import median_low
 
-    from .models import ItemGrade
+    from .models import Adjudication, ItemGrade
 
     grades: dict[int, list[int]] = defaultdict(list)
     rows = ItemGrade.objects.filter(item__query_id__in=query_ids).values_list("item_id", "grade")
     for item_id, grade in rows.iterator():
         grades[item_id].append(grade)
-    return {item_id: median_low(values) for item_id, values in grades.items()}
+    labels = {item_id: median_low(values) for item_id, values in grades.items()}
+    decided = Adjudication.objects.filter(item__query_id__in=query_ids)
+    labels.update(decided.values_list("item_id", "grade"))
+    return labels

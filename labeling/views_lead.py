@@ -1,0 +1,281 @@
+"""HTML pages of the project lead (settings, members, import, dashboard, review) and the data
+scientist (exports). Views parse input, call one function of labeling/dashboard.py or
+labeling/exports.py, and render; every user error becomes a message on the page, never a 500.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from . import dashboard, errors, exports, selectors
+from .imports import import_project_file
+from .models import ImportRun, Project, Role, Strategy
+
+LEAD_ONLY = (Role.LEAD,)
+READERS = (Role.LEAD, Role.SCIENTIST)
+
+
+def _project(request, slug: str, roles: tuple[str, ...]) -> Project:
+    try:
+        return selectors.project_for(user=request.user, slug=slug, roles=roles)
+    except errors.NotFound as exc:
+        raise Http404(exc.message) from None
+    except errors.PermissionDenied as exc:
+        raise DjangoPermissionDenied(exc.message) from None
+
+
+def _context(request, project: Project, section: str, **extra) -> dict:
+    role = selectors.role_of(user=request.user, project=project)
+    return {"project": project, "section": section, "role": role, **extra}
+
+
+def export_response(prepared: exports.PreparedExport) -> HttpResponse:
+    """A streamed download (or the weights file) named after the project and the UTC time."""
+    if prepared.path is not None:
+        return FileResponse(
+            prepared.path.open("rb"),
+            as_attachment=True,
+            filename=prepared.filename,
+            content_type=prepared.fmt.content_type,
+        )
+    content_type = prepared.fmt.content_type
+    if content_type.startswith("text/"):
+        content_type += "; charset=utf-8"
+    response = StreamingHttpResponse(
+        (line.encode() for line in prepared.lines), content_type=content_type
+    )
+    response["Content-Disposition"] = f'attachment; filename="{prepared.filename}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+# --- settings ---------------------------------------------------------------------------------
+
+
+def _settings_initial(project: Project) -> dict:
+    return {name: getattr(project, name) for name in dashboard.SETTINGS_FIELDS}
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def settings_page(request, slug: str):
+    from .api_lead import ProjectSettingsSerializer
+
+    project = _project(request, slug, LEAD_ONLY)
+    values = _settings_initial(project)
+    field_errors: dict = {}
+    if request.method == "POST":
+        data = {name: request.POST.get(name, "").strip() for name in dashboard.SETTINGS_FIELDS}
+        data["grade_names"] = [
+            line.strip()
+            for line in request.POST.get("grade_names", "").splitlines()
+            if line.strip()
+        ]
+        values = data
+        serializer = ProjectSettingsSerializer(project, data=data)
+        if serializer.is_valid():
+            try:
+                dashboard.update_project_settings(
+                    project=project, changes=serializer.validated_data
+                )
+            except errors.PagewiseError as exc:
+                field_errors = exc.fields
+            else:
+                messages.success(request, "Settings saved.")
+                return redirect("lead-settings", slug=project.slug)
+        else:
+            field_errors = {k: [str(e) for e in v] for k, v in serializer.errors.items()}
+        if field_errors:
+            messages.error(request, "Some settings are not valid; nothing was saved.")
+    if isinstance(values["grade_names"], list):
+        values["grade_names"] = "\n".join(values["grade_names"])
+    return render(
+        request,
+        "labeling/lead/settings.html",
+        _context(
+            request, project, "settings",
+            values=values, errors=field_errors, strategies=Strategy.choices,
+        ),
+    )  # fmt: skip
+
+
+# --- members ----------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def members_page(request, slug: str):
+    project = _project(request, slug, LEAD_ONLY)
+    if request.method == "POST":
+        action = request.POST.get("action", "add")
+        username = request.POST.get("username", "").strip()
+        role = request.POST.get("role", "")
+        try:
+            if action == "add":
+                if not username:
+                    raise errors.PagewiseError("Enter the username of an existing user.")
+                dashboard.add_existing_member(project=project, username=username, role=role)
+                messages.success(request, f"Added {username} as {role}.")
+            elif action == "change":
+                dashboard.change_role(project=project, username=username, role=role)
+                messages.success(request, f"{username} is now {role}.")
+            elif action == "remove":
+                dashboard.remove_member(project=project, username=username)
+                messages.success(request, f"Removed {username} from the project.")
+            else:
+                raise errors.PagewiseError(f"Unknown action '{action}'.")
+        except errors.PagewiseError as exc:
+            messages.error(request, exc.message)
+        return redirect("lead-members", slug=project.slug)
+    return render(
+        request,
+        "labeling/lead/members.html",
+        _context(
+            request, project, "members",
+            members=dashboard.members_of(project=project), roles=Role.choices,
+        ),
+    )  # fmt: skip
+
+
+# --- import -----------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def import_page(request, slug: str):
+    project = _project(request, slug, LEAD_ONLY)
+    result = failure = None
+    status = 200
+    if request.method == "POST":
+        upload = request.FILES.get("file")
+        if upload is None:
+            failure = {"message": "Choose a .jsonl or .zip file to upload.", "problems": []}
+            status = 400
+        else:
+            try:
+                result = import_project_file(
+                    project=project, file=upload, filename=upload.name, user=request.user
+                )
+            except errors.ImportFailed as exc:
+                failure = {
+                    "message": exc.message,
+                    "problems": [p.as_dict() for p in exc.problems],
+                    "total": exc.total,
+                }
+                status = 400
+            except errors.PagewiseError as exc:
+                failure = {"message": exc.message, "problems": []}
+                status = 400
+    runs = ImportRun.objects.filter(project=project).select_related("created_by")[:50]
+    return render(
+        request,
+        "labeling/lead/import.html",
+        _context(request, project, "import", result=result, failure=failure, runs=runs),
+        status=status,
+    )
+
+
+# --- dashboard and review ---------------------------------------------------------------------
+
+
+@login_required
+def dashboard_page(request, slug: str):
+    project = _project(request, slug, LEAD_ONLY)
+    summary = dashboard.dashboard_summary(project=project)
+    budget = summary["budget"]
+    percent_spent = float(budget["spent"] / budget["budget"] * 100) if budget["budget"] else None
+    needed = max(project.retrain_threshold - summary["labels_since_last_version"], 0)
+    agreement = summary["agreement"]
+    by_annotator = {row["annotator"]: row for row in agreement["per_annotator"]}
+    for row in summary["throughput"]:
+        mine = by_annotator.get(row["annotator"], {})
+        row["grade_alpha"] = mine.get("grade_alpha")
+        share = mine.get("compare_agreement")
+        row["compare_percent"] = None if share is None else share * 100
+    overall = agreement["compare_agreement"]
+    return render(
+        request,
+        "labeling/lead/dashboard.html",
+        _context(
+            request, project, "dashboard",
+            summary=summary, charts=dashboard.dashboard_charts(summary),
+            percent_spent=percent_spent, labels_needed=needed, zero=Decimal("0"),
+            compare_percent=None if overall is None else overall * 100,
+        ),
+    )  # fmt: skip
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def review_page(request, slug: str):
+    project = _project(request, slug, LEAD_ONLY)
+    if request.method == "POST":
+        try:
+            item_id = int(request.POST.get("item", ""))
+            grade = int(request.POST.get("grade", ""))
+        except ValueError:
+            messages.error(request, "Pick a grade for the item.")
+        else:
+            try:
+                dashboard.adjudicate(
+                    project=project, item_id=item_id, grade=grade, decided_by=request.user
+                )
+                messages.success(request, "Final grade saved; training uses it from now on.")
+            except errors.PagewiseError as exc:
+                messages.error(request, exc.message)
+        return redirect("lead-review", slug=project.slug)
+    rows = dashboard.disagreements(project=project)
+    for row in rows:
+        row["grade_counts"] = [
+            (grade, name, row["spread"].get(grade, 0))
+            for grade, name in enumerate(project.grade_names)
+        ]
+    return render(
+        request,
+        "labeling/lead/review.html",
+        _context(request, project, "review", rows=rows),
+    )
+
+
+# --- exports (data scientists and leads) ------------------------------------------------------
+
+
+@login_required
+def exports_page(request, slug: str):
+    from ranking.services import active_version
+
+    project = _project(request, slug, READERS)
+    return render(
+        request,
+        "labeling/scientist/exports.html",
+        _context(
+            request, project, "exports",
+            formats=exports.FORMATS.values(), version=active_version(project=project),
+        ),
+    )  # fmt: skip
+
+
+@login_required
+def export_download(request, slug: str, format_name: str):
+    project = _project(request, slug, READERS)
+    try:
+        return export_response(exports.prepare_export(project=project, name=format_name))
+    except errors.NotFound as exc:
+        raise Http404(exc.message) from None
+
+
+def api_docs(request):
+    """The API docs page: static HTML that renders /api/schema/ in the browser (no CDN)."""
+    from django.contrib.staticfiles import finders
+
+    found = finders.find("api/index.html")
+    if not found:
+        raise Http404("The API docs page is missing.")
+    return FileResponse(open(found, "rb"), content_type="text/html; charset=utf-8")

@@ -1,0 +1,238 @@
+"""The lead's dashboard: budget and savings, agreement (Krippendorff's alpha), SVG charts, review."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from xml.etree import ElementTree
+
+import pytest
+from django.urls import reverse
+
+from labeling import charts, dashboard
+from labeling.models import Adjudication
+from labeling.selectors import human_grades
+from ranking.models import RerankerVersion
+
+from .lead_factories import small_project
+
+# Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", section C: 4 coders, 12 units,
+# values 1..5 with missing data. Published: nominal 0.743, ordinal 0.815, interval 0.849.
+TEXTBOOK = [
+    [1, 1, 1], [2, 2, 3, 2], [3, 3, 3, 3], [3, 3, 3, 3], [2, 2, 2, 2], [1, 2, 3, 4],
+    [4, 4, 4, 4], [1, 1, 2, 1], [2, 2, 2, 2], [5, 5, 5], [1, 1], [3],
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # make_user sets real passwords; PBKDF2's cost (~0.5 s each) is not what these tests check.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.mark.parametrize(
+    ("level", "expected"), [("nominal", 0.743), ("ordinal", 0.815), ("interval", 0.849)]
+)
+def test_krippendorff_alpha_matches_the_textbook_example(level, expected):
+    assert dashboard.krippendorff_alpha(TEXTBOOK, level=level) == pytest.approx(expected, abs=5e-4)
+
+
+def test_krippendorff_alpha_is_one_for_perfect_agreement_and_undefined_without_variation():
+    assert dashboard.krippendorff_alpha([[0, 0], [2, 2], [4, 4]]) == pytest.approx(1.0)
+    assert dashboard.krippendorff_alpha([[1, 1], [1, 1]]) is None
+    assert dashboard.krippendorff_alpha([[1], [2]]) is None  # nothing pairable
+
+
+def test_krippendorff_alpha_of_two_coders_by_hand():
+    # Units (0,0), (1,1), (0,1): coincidences o00=2, o11=2, o01=o10=1; n0=n1=3, n=6.
+    # Nominal: D_o = 2/6, D_e = 2*3*3/(6*5) = 0.6 → alpha = 1 - (1/3)/0.6 = 4/9.
+    assert dashboard.krippendorff_alpha([[0, 0], [1, 1], [0, 1]], level="nominal") == pytest.approx(
+        4 / 9
+    )
+
+
+def test_percent_agreement_counts_agreeing_pairs():
+    assert dashboard.percent_agreement([["a", "a", "b"], ["x", "x"]]) == pytest.approx(2 / 4)
+    assert dashboard.percent_agreement([["a"]]) is None
+
+
+@pytest.fixture
+def small(project, make_user):
+    return small_project(project, make_user)
+
+
+def test_dashboard_numbers_on_a_small_project(project, small):
+    summary = dashboard.dashboard_summary(project=project)
+    assert summary["budget"]["spent"] == Decimal("1.40")
+    assert summary["spend_by_kind"]["grade_page"]["cost"] == Decimal("1.20")
+    assert summary["spend_by_kind"]["compare"]["cost"] == Decimal("0.20")
+    assert summary["spend_by_kind"]["compare"]["judgments"] == 4
+    savings = summary["savings"]
+    # 8 train items × 0.10 = 0.80 to grade everything once, against 1.40 spent: a loss of 75 %.
+    assert savings["train_items"] == 8
+    assert savings["full_cost"] == Decimal("0.80")
+    assert savings["saved"] == Decimal("-0.60")
+    assert savings["percent"] == pytest.approx(-75.0)
+
+
+def test_savings_percent_when_less_than_everything_was_graded(project, small):
+    project.grade_cost = Decimal("1.00")  # full cost 8.00 against 1.40 spent
+    result = dashboard.savings(project=project, spent=Decimal("1.40"))
+    assert result["saved"] == Decimal("6.60")
+    assert result["percent"] == pytest.approx(82.5)
+
+
+def test_agreement_on_repeated_tasks_only(project, small):
+    result = dashboard.agreement(project=project)
+    # Only q1 was graded twice: units (3,3) (2,1) (0,0) (1,1); q2 (judged once) is left out.
+    expected = dashboard.krippendorff_alpha([[3, 3], [2, 1], [0, 0], [1, 1]], level="ordinal")
+    assert result["level"] == "ordinal"
+    assert result["grade_units"] == 4
+    assert result["grade_alpha"] == pytest.approx(expected)
+    assert 0 < expected < 1
+    assert result["compare_tasks"] == 2
+    assert result["compare_agreement"] == pytest.approx(0.5)
+    per = {row["annotator"]: row for row in result["per_annotator"]}
+    assert per["ann1"]["graded_units"] == 4 and per["ann2"]["compare_pairs"] == 2
+
+
+def test_throughput_per_annotator(project, small):
+    rows = {row["annotator"]: row for row in dashboard.throughput(project=project)}
+    assert rows["ann1"]["judgments"] == 4  # 2 grades + 2 comparisons
+    assert rows["ann1"]["median_seconds"] == pytest.approx(7.5)  # 10, 20, 5, 5 s
+    assert rows["ann1"]["per_hour"] == pytest.approx(2.0)  # 4 judgments over 2 h
+
+
+def test_charts_are_svg_with_escaped_text():
+    svg = charts.bar_chart([("<grades>", 1.2), ("Comparisons", 0.2)], title="Spend & more")
+    tree = ElementTree.fromstring(svg)  # well-formed XML
+    assert tree.tag.endswith("svg")
+    assert "&lt;grades&gt;" in svg and "<grades>" not in svg
+    line = charts.line_chart(
+        [(1.0, 0.5, "v1"), (2.0, 0.7, "v2")], baselines=[("zscore", 0.6)],
+        title="q", x_label="cost", y_label="ndcg", y_range=(0, 1),
+    )  # fmt: skip
+    tree = ElementTree.fromstring(line)
+    ns = "{http://www.w3.org/2000/svg}"
+    assert len(tree.findall(f".//{ns}circle")) == 2
+    assert tree.find(f".//{ns}polyline") is not None
+    assert tree.find(f".//{ns}line[@class='baseline']").get("stroke-dasharray")
+
+
+def test_dashboard_page_shows_charts_and_empty_states(client, project, small, make_user):
+    lead = make_user("boss", role="lead", project=project)
+    client.force_login(lead)
+    url = reverse("lead-dashboard", args=[project.slug])
+    html = client.get(url).content.decode()
+    assert html.count("<svg") == 2  # budget and spend; no version yet
+    assert "No reranker version yet — it trains after 50 new labels" in html
+    RerankerVersion.objects.create(
+        project=project, number=1, status="retired", cost_spent=Decimal("0.5"), gold_ndcg10=0.61
+    )
+    RerankerVersion.objects.create(
+        project=project, number=2, status="active", cost_spent=Decimal("1.4"), gold_ndcg10=0.72,
+        metrics={"baselines": {"zscore_merge": 0.55, "round_robin": 0.5}, "measured_on": "gold"},
+    )  # fmt: skip
+    html = client.get(url).content.decode()
+    assert html.count("<svg") == 3
+    assert html.count('class="point"') == 2 and html.count('class="baseline"') == 2
+    assert "zscore_merge" in html
+    data = client.get(reverse("api-dashboard", args=[project.slug])).json()
+    assert Decimal(data["budget"]["spent"]) == Decimal("1.40")
+    assert Decimal(data["savings"]["full_cost"]) == Decimal("0.80")
+    assert data["quality"]["baselines"] == {"zscore_merge": 0.55, "round_robin": 0.5}
+
+
+def test_lead_adjudication_overrides_the_median_in_training_labels(
+    client, project, small, make_user
+):
+    lead = make_user("boss", role="lead", project=project)
+    client.force_login(lead)
+    disputed = small["items1"][1]  # graded 2 and 1 → lower median 1
+    assert human_grades(query_ids=[disputed.query_id])[disputed.pk] == 1
+    page = client.get(reverse("lead-review", args=[project.slug])).content.decode()
+    assert disputed.external_id in page or disputed.title in page
+    response = client.post(
+        reverse("lead-review", args=[project.slug]), {"item": disputed.pk, "grade": 2}
+    )
+    assert response.status_code == 302
+    assert Adjudication.objects.get(item=disputed).grade == 2
+    assert human_grades(query_ids=[disputed.query_id])[disputed.pk] == 2
+    bad = client.post(
+        reverse("lead-review", args=[project.slug]), {"item": disputed.pk, "grade": 9}
+    )
+    assert bad.status_code == 302 and Adjudication.objects.get(item=disputed).grade == 2
+    junk = client.post(reverse("lead-review", args=[project.slug]), {"item": "x", "grade": ""})
+    assert junk.status_code == 302
+
+
+def test_settings_form_validates_with_clear_messages(client, project, make_user):
+    lead = make_user("boss", role="lead", project=project)
+    client.force_login(lead)
+    url = reverse("lead-settings", args=[project.slug])
+    form = {
+        "grade_names": "Bad\nGood", "grade_cost": "0.2", "compare_cost": "0.1", "currency": "eur",
+        "budget": "-5", "strategy": "top_p", "page_size": "4", "top_band": "9",
+        "retrain_threshold": "10", "judgments_per_task": "2",
+    }  # fmt: skip
+    html = client.post(url, form).content.decode()
+    assert "three-letter currency code" in html
+    assert "greater than or equal to 0" in html
+    project.refresh_from_db()
+    assert project.currency == "USD"
+    form.update(currency="EUR", budget="50")
+    html = client.post(url, form).content.decode()
+    assert "cannot be larger than the page size" in html
+    form.update(top_band="2")
+    assert client.post(url, form).status_code == 302
+    project.refresh_from_db()
+    assert project.grade_names == ["Bad", "Good"] and project.budget == Decimal("50")
+    assert project.judgments_per_task == 2 and project.strategy == "top_p"
+
+
+def test_settings_refuse_to_drop_grades_in_use(client, project, small, make_user):
+    lead = make_user("boss", role="lead", project=project)
+    client.force_login(lead)
+    response = client.patch(
+        reverse("api-settings", args=[project.slug]), {"grade_names": ["No", "Yes"]},
+        content_type="application/json",
+    )  # fmt: skip
+    assert response.status_code == 400
+    assert "grade_names" in response.json()["extra"]["fields"]
+
+
+def test_members_page_adds_changes_and_removes(client, project, make_user):
+    lead = make_user("boss", role="lead", project=project)
+    make_user("newbie")
+    client.force_login(lead)
+    url = reverse("lead-members", args=[project.slug])
+    client.post(url, {"action": "add", "username": "newbie", "role": "annotator"})
+    assert project.memberships.get(user__username="newbie").role == "annotator"
+    response = client.post(
+        url, {"action": "add", "username": "ghost", "role": "annotator"}, follow=True
+    )
+    assert "No user named" in response.content.decode()
+    client.post(url, {"action": "change", "username": "newbie", "role": "scientist"})
+    assert project.memberships.get(user__username="newbie").role == "scientist"
+    response = client.post(url, {"action": "remove", "username": "boss"}, follow=True)
+    assert "at least one lead" in response.content.decode()
+    client.post(url, {"action": "remove", "username": "newbie"})
+    assert not project.memberships.filter(user__username="newbie").exists()
+
+
+def test_import_page_lists_every_problem_and_past_runs(client, project, make_user):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    lead = make_user("boss", role="lead", project=project)
+    client.force_login(lead)
+    url = reverse("lead-import", args=[project.slug])
+    bad = b'{"type": "query", "id": "q1"}\n{"type": "item"}\nnot json\n'
+    response = client.post(url, {"file": SimpleUploadedFile("bad.jsonl", bad)})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "nothing was stored" in html and html.count('<tr><td class="num">') >= 3
+    good = b'{"type": "query", "id": "q1", "text": "cats"}\n{"type": "item", "id": "d1", "query": "q1", "modality": "text", "title": "A cat"}\n'
+    response = client.post(url, {"file": SimpleUploadedFile("good.jsonl", good)})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "1 queries, 1 items" in html and "good.jsonl" in html
+    assert client.post(url, {}).status_code == 400

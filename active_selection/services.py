@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
+from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import Count, Q
@@ -71,15 +72,19 @@ def training_queries(*, project: Project) -> list[QueryItems]:
     ]
 
 
-def create_page_tasks(*, project: Project, seed: int = 0) -> int:
+def create_page_tasks(*, project: Project, seed: int = 0, max_cost: Decimal | None = None) -> int:
     """Plan the project's candidate pages with its strategy and create the ones the budget pays.
 
     Run again, it creates only pages not created before (dedupe keys) while budget remains.
+    `max_cost` caps what this call may commit to pages, so that a strategy can keep part of the
+    budget for comparisons (the simulator's iso_anchor budget policy).
     """
     with transaction.atomic():
         # One planner at a time per project: the budget check and the inserts must not interleave.
         Project.objects.select_for_update().filter(pk=project.pk).first()
         left = budget_status(project=project)["left"]
+        if max_cost is not None:
+            left = min(left, max_cost)
         max_items = math.floor(left / project.grade_cost) if project.grade_cost > 0 else 10**9
         existing = set(
             Task.objects.filter(project=project, kind=TaskKind.GRADE_PAGE).values_list(

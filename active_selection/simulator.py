@@ -1,0 +1,727 @@
+"""The simulator behind `manage.py simulate`: every selection strategy run through the real loop
+(database, services, the Celery task run eagerly) over a generated world with known truth, and the
+reranker each budget buys measured on held-out queries.
+
+Owns the default world's priors, the budget policy of iso_anchor, the shared tuning grid, and
+the results file and plot. The world itself is `ranking.ml.synthetic`; storing it and answering
+tasks is `active_selection.simulation`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Count, Sum
+
+from labeling.models import (
+    Item,
+    ItemGrade,
+    Judgment,
+    Project,
+    Query,
+    Split,
+    Task,
+    TaskKind,
+    TaskStatus,
+)
+from ranking.ml.features import TrainPage
+from ranking.ml.losses import LossWeights
+from ranking.ml.model import RerankerConfig
+from ranking.ml.synthetic import WorldConfig, make_world
+from ranking.ml.trainer import train
+from ranking.services import _split_validation, baseline_metrics, evaluate, project_pages
+
+from . import services
+from .models import AnchorSearch, PairSource, PreferencePair
+from .simulation import MODALITY_NAMES, SimulatedAnnotator, answer_task, store_world
+from .strategies import plan_pages
+
+STRATEGIES = ("iso_anchor", "top_p", "random", "full")
+DEFAULT_BUDGETS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
+
+
+# --- the world ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """The simulated world and its annotators. Defaults are priors fixed before any strategy ran,
+    each with its reason; none is tuned to favour a strategy.
+
+    Size is set by the runtime target (all default runs in 10 minutes on 2 cores): 160 queries
+    (120 train, 40 held out) of 3 modalities x 10 items; the held-out NDCG@10 is then a mean over
+    40 queries x 3 seeds, which is why the results carry the spread over seeds.
+    """
+
+    queries: int = 160
+    heldout_queries: int = 40  # the gold split: measured on, never tuned or early-stopped on
+    modalities: int = 3  # text, image, video: the product's typical page
+    items_per_modality: int = 10  # a result page's depth per vertical
+    # Share of relevant items: web and product search studies find most retrieved candidates not
+    # relevant; 0.35 gives ~65% of each modality's items grade 0 (the 60-70% prior).
+    relevant_share: float = 0.35
+    # Among relevant items, P(grade 1..4): higher grades are rarer (TREC-style graded pools).
+    positive_grade_probs: tuple[float, ...] = (0.4, 0.3, 0.2, 0.1)
+    # Kendall tau of a single-modal ranker against the truth within its modality: strong but
+    # imperfect rankers (0.7-0.8 in published per-vertical evaluations); the middle is taken.
+    upstream_tau: float = 0.75
+    # Annotators: a grade off by one 10% of the time, a comparison flipped 5% (the issue's prior;
+    # comparisons are easier than absolute grades).
+    grade_noise: float = 0.10
+    compare_noise: float = 0.05
+    grade_cost: float = 1.0
+    compare_cost: float = 0.5  # a comparison takes about half the time of a grade
+    top_band: int = 3  # the top-p band of each modality on a candidate page (project default)
+    page_size: int = 10  # project default
+    # Embeddings: 32 dimensions and the synthetic world's noise (informative but noisy); each
+    # modality shows relevance its own way.
+    embedding_dim: int = 32
+
+    @property
+    def train_queries(self) -> int:
+        return self.queries - self.heldout_queries
+
+    @property
+    def modality_names(self) -> list[str]:
+        return list(MODALITY_NAMES[: self.modalities])
+
+    def world_config(self, seed: int) -> WorldConfig:
+        return WorldConfig(
+            n_queries=self.queries,
+            items_per_query=self.items_per_modality * self.modalities,
+            modality_shares=tuple([1.0] * self.modalities),
+            text_dim=self.embedding_dim,
+            image_dim=self.embedding_dim,
+            relevant_share=self.relevant_share,
+            positive_grade_probs=tuple(self.positive_grade_probs),
+            upstream_tau=self.upstream_tau,
+            per_modality_image_direction=True,
+            seed=seed,
+        )
+
+
+# --- the model and its tuning ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """One model, one epoch budget and one tuning grid for every strategy.
+
+    The model is small and early-stopped on validation NDCG@10 so that 84 runs with their grids
+    fit in 10 minutes on 2 cores. Measured on this machine (2 cores shared with other work), one
+    transformer layer across the page made an epoch ~4x slower than the item tower alone (1.0 s
+    against 0.27 s on 150 pages), which the runtime target cannot pay, so the default is
+    `layers=0` (the item tower with the modality embedding and upstream features; the same model
+    for every strategy); `--layers 1` runs the page transformer. One torch thread: two threads
+    on two busy cores were 6x slower. The grid holds the SMAR weights the issue names: the single-modal
+    weight beta and the weight of implied pairs against human labels; gamma stays at half a grade.
+    A grid point that cannot change the loss (pair_implied for a run without implied pairs) gives
+    the same model as its neighbour and is not trained twice.
+    """
+
+    hidden: int = 32
+    layers: int = 0
+    heads: int = 2
+    epochs: int = 12
+    patience: int = 3
+    lr: float = 3e-3
+    batch_size: int = 16
+    val_fraction: float = 0.2  # of the labelled TRAIN queries; the held-out ones are never seen
+    gamma: float = 0.5
+    betas: tuple[float, ...] = (0.05, 0.2)
+    pair_implied: tuple[float, ...] = (0.1, 0.3)
+    # Without enough labelled queries to validate on, the product's defaults are used untuned.
+    fallback_beta: float = 0.1
+    fallback_pair_implied: float = 0.3
+    threads: int = 1
+
+
+# --- the loop of one run --------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    strategy: str
+    budget: float
+    seed: int
+    single_modal: bool
+    ndcg10: float
+    cost: float
+    cost_fraction: float
+    judgments: dict[str, int]
+    supervision: dict[str, int]
+    chosen: dict[str, float]
+    val_ndcg10: float
+    seconds: float
+    is_saturated: (
+        bool  # the strategy asked for everything it ever would: more budget changes nothing
+    )
+    reused_from: float | None = None
+
+
+def search_share(spec: WorldSpec) -> float:
+    """iso_anchor's share of the budget kept for comparisons: the expected cost of one query's
+    searches against that of its top-band page, so the budget buys whole queries (page, then
+    searches) rather than pages whose searches cannot be paid.
+
+    Per query: one page of top_band x M grades; M-1 searches, each with about two anchors (the
+    grades present in the reference top band) and ceil(log2(tail + 1)) probes per anchor.
+    """
+    page = spec.top_band * spec.modalities * spec.grade_cost
+    tail = max(spec.items_per_modality - spec.top_band, 0)
+    probes = (spec.modalities - 1) * 2 * math.ceil(math.log2(tail + 1))
+    searches = probes * spec.compare_cost
+    return searches / (page + searches) if page + searches > 0 else 0.0
+
+
+def _next_open_task(project: Project) -> Task | None:
+    # Pages first (their grades are the anchors); then comparisons query by query, so that the
+    # searches of one query finish before the next query's start: a budget that runs out leaves
+    # at most a few searches unfinished, and an unfinished search yields no pairs.
+    return (
+        Task.objects.filter(project=project, status=TaskStatus.OPEN)
+        .select_related("page", "project")
+        .order_by("-priority", "anchor__query_id", "pk")
+        .first()
+    )
+
+
+def drive_loop(
+    *, project: Project, oracle: SimulatedAnnotator, annotator, seed: int, page_cap: Decimal | None
+) -> bool:
+    """Run the labeling loop until no task is open and planning creates nothing more.
+
+    Each judgment is followed by what the worker does with it: `handle_judgment`, the service
+    the Celery task `judgment_recorded` calls (called here directly: the same code, in process).
+    Returns whether the first page planning was not capped by `page_cap` (needed to call a run
+    saturated).
+    """
+    services.create_page_tasks(project=project, seed=seed, max_cost=page_cap)
+    pages_first_pass = Task.objects.filter(project=project, kind=TaskKind.GRADE_PAGE).count()
+    while True:
+        task = _next_open_task(project)
+        if task is None:
+            # Budget the searches did not use goes to more pages (and their searches).
+            if services.create_page_tasks(project=project, seed=seed) == 0:
+                break
+            continue
+        judgment = answer_task(task=task, annotator_user=annotator, oracle=oracle)
+        services.handle_judgment(judgment_id=judgment.pk)
+    pages_total = Task.objects.filter(project=project, kind=TaskKind.GRADE_PAGE).count()
+    return pages_first_pass == pages_total
+
+
+def _is_saturated(project: Project, *, seed: int, first_pass_complete: bool) -> bool:
+    """Whether the strategy got everything it would ask for with an unlimited budget."""
+    queries = services.training_queries(project=project)
+    wanted = plan_pages(
+        project.strategy, queries, top_band=project.top_band, page_size=project.page_size,
+        max_items=10**9, seed=seed,
+    )  # fmt: skip
+    created = Task.objects.filter(project=project, kind=TaskKind.GRADE_PAGE).count()
+    searches_open = AnchorSearch.objects.filter(project=project).exclude(
+        status=AnchorSearch.Status.DONE
+    )
+    return first_pass_complete and created == len(wanted) and not searches_open.exists()
+
+
+def _spending(project: Project) -> tuple[float, dict[str, int], dict[str, int]]:
+    judgments = Judgment.objects.filter(project=project)
+    cost = float(judgments.aggregate(s=Sum("cost"))["s"] or 0)
+    by_kind = dict(judgments.values_list("kind").annotate(n=Count("pk")).values_list("kind", "n"))
+    graded = ItemGrade.objects.filter(judgment__project=project).count()
+    pairs = PreferencePair.objects.filter(project=project)
+    return (
+        cost,
+        {
+            "grade": graded,
+            "compare": by_kind.get(TaskKind.COMPARE, 0),
+            "pages": by_kind.get(TaskKind.GRADE_PAGE, 0),
+        },
+        {
+            "pairs_human": pairs.filter(source=PairSource.HUMAN).count(),
+            "pairs_implied": pairs.filter(source=PairSource.IMPLIED).count(),
+        },
+    )
+
+
+def train_and_measure(
+    train_pages: list[TrainPage],
+    gold_pages: list[TrainPage],
+    *,
+    dims: tuple[int, int],
+    n_modalities: int,
+    n_grades: int,
+    single_modal: bool,
+    training: TrainingSpec,
+    seed: int,
+) -> tuple[float, float, dict[str, float]]:
+    """Tune on a validation split of TRAIN queries, then measure NDCG@10 on the held-out ones.
+
+    Returns (held-out NDCG@10, validation NDCG@10 of the chosen point, the chosen point).
+    """
+    if not single_modal:
+        train_pages = [p for p in train_pages if (p.grades >= 0).any() or p.pairs]
+    if not train_pages:
+        # Nothing was bought: the model would be its initial weights; say so with the worst score.
+        return float("nan"), float("nan"), {}
+    fit_pages, val_pages = _split_validation(train_pages, training.val_fraction, seed)
+    has_implied = any(pair.source == "implied" for p in fit_pages for pair in p.pairs)
+    if val_pages:
+        grid = [
+            (beta, implied)
+            for beta in training.betas
+            for implied in (training.pair_implied if has_implied else training.pair_implied[:1])
+        ]
+    else:
+        grid = [(training.fallback_beta, training.fallback_pair_implied)]
+    if not single_modal:
+        grid = sorted({(training.betas[0], implied) for _, implied in grid})  # beta unused
+    config = RerankerConfig(
+        text_dim=dims[0], image_dim=dims[1], n_modalities=n_modalities, n_grades=n_grades,
+        hidden=training.hidden, layers=training.layers, heads=training.heads, seed=seed,
+    )  # fmt: skip
+    best = None
+    for beta, implied in grid:
+        weights = LossWeights(
+            pair_implied=implied, gamma=training.gamma, default_beta=beta, single_modal=single_modal
+        )
+        result = train(
+            config, fit_pages, val_pages, weights=weights, epochs=training.epochs,
+            lr=training.lr, batch_size=training.batch_size, patience=training.patience,
+            seed=seed, threads=training.threads, verbose=False,
+        )  # fmt: skip
+        metric = result.val_metric if not math.isnan(result.val_metric) else -1.0
+        if best is None or metric > best[0]:
+            best = (metric, result, {"beta": beta, "pair_implied": implied})
+    _, result, chosen = best
+    chosen = {**chosen, "gamma": training.gamma}
+    return evaluate(result.model, gold_pages)["ndcg@10"], result.val_metric, chosen
+
+
+@dataclass
+class SeedWorld:
+    """One seed's world, stored once as a project; runs happen in transactions rolled back."""
+
+    project: Project
+    truth: dict[int, int]
+    gold_pages: list[TrainPage]
+    baselines: dict[str, float]
+    full_cost: float  # cost of grading every training item
+    dims: tuple[int, int]
+
+
+def store_seed_world(spec: WorldSpec, seed: int, *, label: str) -> SeedWorld:
+    world = make_world(spec.world_config(seed))
+    project = Project.objects.create(
+        slug=f"sim-{label}-s{seed}"[:64], name=f"Simulation {label} seed {seed}",
+        modalities=spec.modality_names, page_size=spec.page_size, top_band=spec.top_band,
+        grade_cost=Decimal(str(spec.grade_cost)), compare_cost=Decimal(str(spec.compare_cost)),
+        budget=Decimal("0"), retrain_threshold=10**9,  # the simulator trains; no worker retrains
+    )  # fmt: skip
+    truth = store_world(project=project, world=world, gold_queries=spec.heldout_queries)
+    gold_pages = project_pages(project=project, split=Split.GOLD)
+    train_items = Item.objects.filter(project=project, query__split=Split.TRAIN).count()
+    from ranking.services import embedding_dims
+
+    return SeedWorld(
+        project=project,
+        truth=truth,
+        gold_pages=gold_pages,
+        baselines=baseline_metrics(gold_pages),
+        full_cost=train_items * spec.grade_cost,
+        dims=embedding_dims(project=project),
+    )
+
+
+def run_once(
+    seed_world: SeedWorld,
+    *,
+    strategy: str,
+    budget: float,
+    seed: int,
+    single_modal: bool,
+    spec: WorldSpec,
+    training: TrainingSpec,
+    annotator,
+) -> RunResult:
+    """One (strategy, budget, seed, single_modal) run: the loop in a transaction that is rolled
+    back afterwards (the stored world stays as it was), then tuning, training and measuring."""
+    started = time.perf_counter()
+    project = seed_world.project
+    budget_cost = Decimal(str(round(budget * seed_world.full_cost, 2)))
+    with transaction.atomic():
+        Project.objects.filter(pk=project.pk).update(strategy=strategy, budget=budget_cost)
+        project.refresh_from_db()
+        oracle = SimulatedAnnotator(
+            seed_world.truth, project.max_grade, grade_noise=spec.grade_noise,
+            compare_noise=spec.compare_noise, seed=seed,
+        )  # fmt: skip
+        page_cap = (
+            (budget_cost * Decimal(str(1.0 - search_share(spec)))).quantize(Decimal("0.01"))
+            if strategy == "iso_anchor"
+            else None
+        )
+        first_pass_complete = drive_loop(
+            project=project, oracle=oracle, annotator=annotator, seed=seed, page_cap=page_cap
+        )
+        cost, judgments, pairs = _spending(project)
+        is_saturated = _is_saturated(project, seed=seed, first_pass_complete=first_pass_complete)
+        train_pages = project_pages(project=project, split=Split.TRAIN)
+        graded = sum(int((p.grades >= 0).sum()) for p in train_pages)
+        transaction.set_rollback(True)  # nothing of the run stays in the database
+    ndcg10, val_ndcg10, chosen = train_and_measure(
+        train_pages, seed_world.gold_pages, dims=seed_world.dims,
+        n_modalities=spec.modalities, n_grades=len(project.grade_names),
+        single_modal=single_modal, training=training, seed=seed,
+    )  # fmt: skip
+    return RunResult(
+        strategy=strategy, budget=budget, seed=seed, single_modal=single_modal, ndcg10=ndcg10,
+        cost=cost, cost_fraction=cost / seed_world.full_cost, judgments=judgments,
+        supervision={"graded_items": graded, **pairs}, chosen=chosen, val_ndcg10=val_ndcg10,
+        seconds=time.perf_counter() - started, is_saturated=is_saturated,
+    )  # fmt: skip
+
+
+# --- the whole simulation -------------------------------------------------------------------
+
+
+@dataclass
+class SimulationPlan:
+    strategies: Sequence[str] = STRATEGIES
+    budgets: Sequence[float] = DEFAULT_BUDGETS
+    seeds: int = 3
+    single_modal: Sequence[bool] = (True,)
+    world: WorldSpec = field(default_factory=WorldSpec)
+    training: TrainingSpec = field(default_factory=TrainingSpec)
+
+
+def simulate(plan: SimulationPlan, *, progress: Callable[[str], None] = print) -> dict:
+    """Run every (seed, single_modal, strategy, budget) and summarise; the results file's dict."""
+    for strategy in plan.strategies:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+    budgets = sorted(set(plan.budgets))
+    # Re-asks after flipped comparisons are expected here (compare noise); one progress line per
+    # run says more than a warning per contradiction.
+    logging.getLogger("active_selection.services").setLevel(logging.ERROR)
+    started = time.perf_counter()
+    label = uuid.uuid4().hex[:8]
+    annotator, _ = get_user_model().objects.get_or_create(username="pagewise-simulated-annotator")
+    runs: list[RunResult] = []
+    baselines: list[dict[str, float]] = []
+    total = plan.seeds * len(plan.single_modal) * len(plan.strategies) * len(budgets)
+    for seed in range(plan.seeds):
+        seed_world = store_seed_world(plan.world, seed, label=label)
+        try:
+            baselines.append(seed_world.baselines)
+            for single_modal in plan.single_modal:
+                for strategy in plan.strategies:
+                    saturated: RunResult | None = None
+                    for budget in budgets:
+                        if saturated is not None:
+                            # The loop is deterministic and asked for nothing more at a lower
+                            # budget: a larger one runs the same loop and trains the same model.
+                            run = replace(saturated, budget=budget, seconds=0.0,
+                                          reused_from=saturated.budget)  # fmt: skip
+                        else:
+                            run = run_once(
+                                seed_world, strategy=strategy, budget=budget, seed=seed,
+                                single_modal=single_modal, spec=plan.world,
+                                training=plan.training, annotator=annotator,
+                            )  # fmt: skip
+                            if run.is_saturated:
+                                saturated = run
+                        runs.append(run)
+                        note = f" (same as budget {run.reused_from})" if run.reused_from else ""
+                        progress(
+                            f"[{len(runs)}/{total}] seed {seed} {strategy:<10} budget {budget:<5} "
+                            f"single_modal={'on' if single_modal else 'off'}: NDCG@10 "
+                            f"{run.ndcg10:.4f} cost {run.cost:.1f} ({run.cost_fraction:.3f}) "
+                            f"judgments {run.judgments} {run.seconds:.1f}s{note}; "
+                            f"elapsed {time.perf_counter() - started:.0f}s"
+                        )
+        finally:
+            seed_world.project.delete()
+    return summarise(plan, runs, baselines, seconds=time.perf_counter() - started)
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return None, None
+    return float(np.mean(values)), float(np.std(values))
+
+
+def _finite(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def summarise(
+    plan: SimulationPlan,
+    runs: list[RunResult],
+    baselines: list[dict[str, float]],
+    *,
+    seconds: float,
+) -> dict:
+    rows = []
+    keys = sorted(
+        {(r.strategy, r.budget, r.single_modal) for r in runs},
+        key=lambda k: (list(plan.strategies).index(k[0]), not k[2], k[1]),
+    )
+    for strategy, budget, single_modal in keys:
+        group = [
+            r
+            for r in runs
+            if (r.strategy, r.budget, r.single_modal) == (strategy, budget, single_modal)
+        ]
+        mean, std = _mean_std([r.ndcg10 for r in group])
+        judgment_keys = sorted({k for r in group for k in r.judgments})
+        rows.append(
+            {
+                "strategy": strategy,
+                "budget": budget,
+                "single_modal": single_modal,
+                "ndcg10_mean": mean,
+                "ndcg10_std": std,
+                "cost": float(np.mean([r.cost for r in group])),
+                "cost_fraction": float(np.mean([r.cost_fraction for r in group])),
+                "judgments": {
+                    k: float(np.mean([r.judgments.get(k, 0) for r in group])) for k in judgment_keys
+                },
+                "supervision": {
+                    k: float(np.mean([r.supervision.get(k, 0) for r in group]))
+                    for k in sorted({k for r in group for k in r.supervision})
+                },
+                "seeds": len(group),
+                "per_seed": [
+                    {
+                        "seed": r.seed,
+                        "ndcg10": _finite(r.ndcg10),
+                        "cost": r.cost,
+                        "val_ndcg10": _finite(r.val_ndcg10),
+                        "chosen": r.chosen,
+                        "seconds": round(r.seconds, 2),
+                        "reused_from": r.reused_from,
+                    }  # fmt: skip
+                    for r in group
+                ],
+            }
+        )
+    full_rows = [
+        r for r in rows if r["strategy"] == "full" and r["single_modal"] and r["budget"] == 1.0
+    ] or [r for r in rows if r["strategy"] == "full" and r["budget"] == 1.0]
+    full_ndcg10 = full_rows[0]["ndcg10_mean"] if full_rows else None
+    cost_to_match = {}
+    for strategy in plan.strategies:
+        reached = [
+            r["cost_fraction"]
+            for r in rows
+            if r["strategy"] == strategy
+            and r["single_modal"]
+            and full_ndcg10 is not None
+            and r["ndcg10_mean"] is not None
+            and r["ndcg10_mean"] >= full_ndcg10 - 1e-12
+        ]
+        cost_to_match[strategy] = min(reached) if reached else None
+    baseline_names = sorted({k for b in baselines for k in b})
+    return {
+        "world": {
+            **asdict(plan.world),
+            "train_queries": plan.world.train_queries,
+            "iso_anchor_search_share": search_share(plan.world),
+            "seeds": plan.seeds,
+        },
+        "training": asdict(plan.training),
+        "full_ndcg10": full_ndcg10,
+        "baselines": {
+            name: float(np.mean([b[name] for b in baselines if name in b]))
+            for name in baseline_names
+        },
+        "results": rows,
+        "cost_to_match_full": cost_to_match,
+        "cheapest_to_match_full": cheapest(cost_to_match),
+        "seconds": round(seconds, 1),
+    }
+
+
+def cheapest(cost_to_match: dict[str, float | None]) -> str | None:
+    reached = {s: c for s, c in cost_to_match.items() if c is not None}
+    return min(reached, key=lambda s: (reached[s], s)) if reached else None
+
+
+# --- the plot -------------------------------------------------------------------------------
+
+
+def write_plot(results: dict, path: Path) -> None:
+    """NDCG@10 against cost fraction, one line per strategy (solid: single-modal on, dashed: off),
+    error bars one std over seeds; label-free baselines as grey lines, full's level dotted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    colours = {"iso_anchor": "tab:red", "top_p": "tab:blue", "random": "tab:green", "full": "k"}
+    strategies = list(dict.fromkeys(r["strategy"] for r in results["results"]))
+    for strategy in strategies:
+        for single_modal in (True, False):
+            rows = sorted(
+                (
+                    r
+                    for r in results["results"]
+                    if r["strategy"] == strategy
+                    and r["single_modal"] == single_modal
+                    and r["ndcg10_mean"] is not None
+                ),
+                key=lambda r: r["cost_fraction"],
+            )
+            if not rows:
+                continue
+            ax.errorbar(
+                [r["cost_fraction"] for r in rows], [r["ndcg10_mean"] for r in rows],
+                yerr=[r["ndcg10_std"] or 0.0 for r in rows], marker="o", capsize=3,
+                linestyle="-" if single_modal else "--", color=colours.get(strategy),
+                label=f"{strategy} (single-modal {'on' if single_modal else 'off'})",
+            )  # fmt: skip
+    for i, (name, value) in enumerate(sorted(results["baselines"].items())):
+        ax.axhline(value, color="grey", linewidth=1, linestyle=(0, (6, 2 + 2 * i)))
+        ax.annotate(name, (1.0, value), xycoords=("axes fraction", "data"), ha="right",
+                    va="bottom", fontsize=8, color="grey")  # fmt: skip
+    if results.get("full_ndcg10") is not None:
+        ax.axhline(results["full_ndcg10"], color="k", linestyle=":", label="full at budget 1.0")
+    ax.set_xscale("log")
+    ax.set_xlabel("cost spent / cost of grading every training item (log)")
+    ax.set_ylabel("NDCG@10 on held-out queries")
+    ax.set_title("Reranker quality against annotation cost")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)
+
+
+# --- a world shaped like a project ----------------------------------------------------------
+
+
+def world_like(project: Project, base: WorldSpec | None = None) -> tuple[WorldSpec, dict]:
+    """A WorldSpec with the project's shape, and grade mix and upstream tau from its gold queries.
+
+    Returns the spec and what was estimated (with how many gold queries it rests on).
+    """
+    from scipy.stats import kendalltau
+
+    base = base or WorldSpec()
+    modalities = [m for m in project.modalities][: len(MODALITY_NAMES)] or ["text"]
+    queries = Query.objects.filter(project=project)
+    n_queries = queries.count()
+    counts = list(
+        Item.objects.filter(project=project)
+        .values("query_id", "modality")
+        .annotate(n=Count("pk"))
+        .values_list("n", flat=True)
+    )
+    per_modality = int(round(statistics.median(counts))) if counts else base.items_per_modality
+    gold_queries = queries.filter(split=Split.GOLD).count()
+    estimated: dict = {"gold_queries": gold_queries}
+    spec = replace(
+        base,
+        queries=max(n_queries, 20),
+        heldout_queries=max(min(gold_queries or n_queries // 4, n_queries // 2), 5),
+        modalities=len(modalities),
+        items_per_modality=max(per_modality, 2),
+        grade_cost=float(project.grade_cost) / float(project.grade_cost or 1),
+        compare_cost=float(project.compare_cost) / float(project.grade_cost or 1),
+        top_band=project.top_band,
+        page_size=project.page_size,
+    )
+    rows = list(
+        Item.objects.filter(project=project, gold_grade__isnull=False)
+        .order_by("query_id", "modality")
+        .values_list("query_id", "modality", "upstream_score", "gold_grade")
+    )
+    if rows:
+        grades = np.array([r[3] for r in rows])
+        max_grade = len(project.grade_names) - 1
+        positive = np.bincount(grades[grades > 0] - 1, minlength=max_grade).astype(float)
+        if positive.sum() > 0:
+            positive_probs = tuple((positive / positive.sum()).tolist())
+        else:
+            positive_probs = base.positive_grade_probs
+        groups: dict[tuple[int, str], list[tuple[float, int]]] = {}
+        for query_id, modality, score, grade in rows:
+            if score is not None:
+                groups.setdefault((query_id, modality), []).append((score, grade))
+        taus = []
+        for values in groups.values():
+            if len(values) >= 3 and len({g for _, g in values}) > 1:
+                tau = kendalltau([s for s, _ in values], [g for _, g in values]).statistic
+                if not math.isnan(tau):
+                    taus.append(tau)
+        # Tau-b against tied integer grades is lower than the tau against fine relevance the world
+        # is generated with; `_world_tau_for` inverts that on a small generated world.
+        measured_tau = float(np.mean(taus)) if taus else None
+        spec = replace(
+            spec,
+            relevant_share=float(np.clip((grades > 0).mean(), 0.02, 0.98)),
+            positive_grade_probs=positive_probs
+            if len(positive_probs) == 4
+            else spec.positive_grade_probs,
+        )
+        if measured_tau is not None:
+            spec = replace(spec, upstream_tau=_world_tau_for(measured_tau, spec))
+        estimated.update(
+            relevant_share=spec.relevant_share,
+            positive_grade_probs=list(spec.positive_grade_probs),
+            tau_b_against_gold_grades=measured_tau,
+            upstream_tau=spec.upstream_tau,
+        )
+    return spec, estimated
+
+
+def _graded_tau(spec: WorldSpec, world_tau: float) -> float:
+    from scipy.stats import kendalltau
+
+    config = replace(spec.world_config(0), n_queries=60, upstream_tau=world_tau)
+    taus = []
+    for q in make_world(config).queries:
+        for m in np.unique(q.modalities):
+            idx = q.modalities == m
+            if len(set(q.grades[idx].tolist())) > 1:
+                taus.append(kendalltau(q.upstream_scores[idx], q.grades[idx]).statistic)
+    return float(np.nanmean(taus)) if taus else world_tau
+
+
+def _world_tau_for(measured: float, spec: WorldSpec) -> float:
+    """The world's upstream tau whose tau-b against integer grades matches the measured one."""
+    candidates = np.round(np.arange(0.05, 0.96, 0.05), 2)
+    graded = [_graded_tau(spec, float(t)) for t in candidates]
+    return float(candidates[int(np.argmin(np.abs(np.asarray(graded) - measured)))])
+
+
+def format_table(results: dict) -> str:
+    lines = [
+        f"{'strategy':<11}{'sm':<4}{'budget':>7}{'cost_frac':>10}{'ndcg10':>9}{'std':>7}"
+        f"{'grades':>8}{'compares':>9}"
+    ]
+    for r in results["results"]:
+        mean = "n/a" if r["ndcg10_mean"] is None else f"{r['ndcg10_mean']:.4f}"
+        std = "" if r["ndcg10_std"] is None else f"{r['ndcg10_std']:.4f}"
+        lines.append(
+            f"{r['strategy']:<11}{'on' if r['single_modal'] else 'off':<4}{r['budget']:>7}"
+            f"{r['cost_fraction']:>10.3f}{mean:>9}{std:>7}"
+            f"{r['judgments'].get('grade', 0):>8.0f}{r['judgments'].get('compare', 0):>9.0f}"
+        )
+    return "\n".join(lines)

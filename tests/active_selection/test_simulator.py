@@ -1,0 +1,71 @@
+"""The simulate command: the real loop over a tiny generated world, its results file and plot."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import call_command
+
+from active_selection import simulator
+from labeling.models import Project
+
+TINY = [
+    "--queries", "20", "--heldout-queries", "5", "--modalities", "2",
+    "--items-per-modality", "6", "--seeds", "1", "--epochs", "2",
+]  # fmt: skip
+
+
+@pytest.fixture
+def run(db, tmp_path):
+    def run_command(*args: str) -> dict:
+        out = tmp_path / "results.json"
+        call_command("simulate", *TINY, *args, "--out", str(out), "--plot", str(tmp_path / "r.png"))
+        return json.loads(out.read_text())
+
+    return run_command
+
+
+def test_simulate_writes_results_with_the_required_keys_and_a_png_plot(run, tmp_path):
+    results = run("--strategies", "iso_anchor,full", "--budgets", "0.2,1.0")
+    assert {"world", "full_ndcg10", "baselines", "results", "cost_to_match_full"} <= set(results)
+    assert results["world"]["upstream_tau"] == simulator.WorldSpec().upstream_tau
+    assert {"zscore_merge", "round_robin"} <= set(results["baselines"])
+    assert len(results["results"]) == 4
+    for row in results["results"]:
+        assert row["cost_fraction"] <= row["budget"] + 1e-6
+        assert 0.0 <= row["ndcg10_mean"] <= 1.0
+        assert row["single_modal"] is True
+        assert row["judgments"]["grade"] + row["judgments"]["compare"] > 0
+    full = next(r for r in results["results"] if r["strategy"] == "full" and r["budget"] == 1.0)
+    assert full["cost_fraction"] == pytest.approx(1.0)
+    assert full["judgments"] == {
+        "grade": 15 * 12,
+        "compare": 0,
+        "pages": full["judgments"]["pages"],
+    }
+    assert results["full_ndcg10"] == full["ndcg10_mean"]
+    assert results["cost_to_match_full"]["full"] <= 1.0
+    iso = next(r for r in results["results"] if r["strategy"] == "iso_anchor")
+    assert iso["judgments"]["compare"] > 0, "iso_anchor spends part of its budget on the searches"
+    assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not Project.objects.exists(), "the simulated projects are removed"
+
+
+def test_no_strategy_spends_more_than_its_budget(run):
+    results = run(
+        "--strategies", "iso_anchor,top_p,random,full", "--budgets", "0.05,0.15",
+        "--single-modal", "on,off",
+    )  # fmt: skip
+    assert {(r["strategy"], r["single_modal"]) for r in results["results"]} == {
+        (s, m) for s in simulator.STRATEGIES for m in (True, False)
+    }
+    for row in results["results"]:
+        assert row["cost_fraction"] <= row["budget"] + 1e-6, row
+        assert row["cost"] > 0, row
+
+
+def test_search_share_keeps_what_one_query_s_searches_cost():
+    spec = simulator.WorldSpec(modalities=3, items_per_modality=10, top_band=3, compare_cost=0.5)
+    # one page of 9 grades; 2 searches x 2 anchors x 3 probes x 0.5 = 6
+    assert simulator.search_share(spec) == pytest.approx(6 / 15)

@@ -105,6 +105,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
+# Failed logins allowed per username and per address within the window, then HTTP 429.
+PAGEWISE_LOGIN_FAILURES = int(os.environ.get("PAGEWISE_LOGIN_FAILURES", 5))
+PAGEWISE_LOGIN_WINDOW_SECONDS = int(os.environ.get("PAGEWISE_LOGIN_WINDOW_SECONDS", 300))
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -135,6 +138,22 @@ PAGEWISE_MAX_IMAGE_BYTES = int(os.environ.get("PAGEWISE_MAX_IMAGE_BYTES", 10 * 1
 PAGEWISE_MAX_IMAGE_PIXELS = int(os.environ.get("PAGEWISE_MAX_IMAGE_PIXELS", 40_000_000))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+# --- Cache (login rate limits): Redis when the broker is Redis, so all web processes share it ---
+_cache_url = os.environ.get("CACHE_URL") or (
+    os.environ.get("CELERY_BROKER_URL", "")
+    if os.environ.get("CELERY_BROKER_URL", "").startswith("redis://")
+    else ""
+)
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": _cache_url,
+        "KEY_PREFIX": "pagewise",
+    }
+    if _cache_url
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
 
 # --- Celery ---------------------------------------------------------------------------------
 _broker_dir = VAR_DIR / "broker"

@@ -8,11 +8,12 @@ from drf_spectacular.views import SpectacularAPIView
 from labeling import api as labeling_api
 from labeling import api_tasks as labeling_api_tasks
 from labeling import views as labeling_views
+from labeling.login import RateLimitedLoginView
 
 urlpatterns = [
     path("", include("labeling.urls_lead")),
     path("", labeling_views.home, name="home"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", RateLimitedLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

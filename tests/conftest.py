@@ -46,6 +46,9 @@ def _media_root_and_eager_tasks(request, tmp_path):
         return
     from config.celery import app
 
+    from django.core.cache import cache
+
+    cache.clear()  # login rate-limit counters must not leak from one test into another
     settings = request.getfixturevalue("settings")
     settings.MEDIA_ROOT = tmp_path / "media"
     # Encoding needs the real models (seconds to load): only the tests that ask for it pay.

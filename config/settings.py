@@ -140,9 +140,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 # --- Cache (login rate limits): Redis when the broker is Redis, so all web processes share it ---
+_broker_env = os.environ.get("CELERY_BROKER_URL", "")
+# By default the cache lives in the broker's Redis, in database 1, apart from the queues.
 _cache_url = os.environ.get("CACHE_URL") or (
-    os.environ.get("CELERY_BROKER_URL", "")
-    if os.environ.get("CELERY_BROKER_URL", "").startswith("redis://")
+    _broker_env.rsplit("/", 1)[0] + "/1"
+    if _broker_env.startswith("redis://") and _broker_env.count("/") >= 3
     else ""
 )
 CACHES = {

@@ -157,7 +157,7 @@ class Command(BaseCommand):
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - started
-        figures = self.check(project, results, elapsed)
+        figures = self.verify(project, results, elapsed)
         self.stdout.write(
             f"{figures['judgments']} judgments in {elapsed:.1f} s by {annotators} annotators: "
             f"{figures['judgments_per_second']} judgments/s; next task p50/p95/p99 "
@@ -203,7 +203,7 @@ class Command(BaseCommand):
         )
         return [Token.objects.create(user=u).key for u in users]
 
-    def check(self, project: Project, results: dict, elapsed: float) -> dict:
+    def verify(self, project: Project, results: dict, elapsed: float) -> dict:
         acked = results["acked"]
         stored = dict(
             Judgment.objects.filter(project=project).values_list("client_uuid", "task_id")

@@ -46,3 +46,14 @@ def write_jsonl(path, records) -> int:
             handle.write(json.dumps(record) + "\n")
             count += 1
     return count
+
+
+def refresh_planner_statistics() -> None:
+    """After bulk-creating benchmark data, refresh PostgreSQL's statistics, as autovacuum would."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "ANALYZE labeling_task, labeling_item, labeling_pageslot, labeling_judgment"
+            )

@@ -20,7 +20,7 @@ from django.test import Client
 from django.test.utils import override_settings
 
 from active_selection.services import create_page_tasks
-from labeling.benchmarks import generated_records
+from labeling.benchmarks import generated_records, refresh_planner_statistics
 from labeling.imports import import_project_file
 from labeling.models import Membership, Project, Role
 
@@ -44,6 +44,7 @@ class Command(BaseCommand):
         with override_settings(PAGEWISE_EMBED_AFTER_IMPORT=False):
             import_project_file(project=project, file=data, filename="bench.jsonl")
         pages = create_page_tasks(project=project)
+        refresh_planner_statistics()
         users = [get_user_model().objects.create_user(f"{project.slug}-a{i}") for i in range(10)]
         Membership.objects.bulk_create(
             [Membership(project=project, user=u, role=Role.ANNOTATOR) for u in users]

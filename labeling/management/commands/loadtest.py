@@ -22,13 +22,12 @@ from urllib.parse import urlparse
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
 from django.db.models import Count, Sum
 from django.test.utils import override_settings
 from rest_framework.authtoken.models import Token
 
 from active_selection.services import create_page_tasks
-from labeling.benchmarks import generated_records
+from labeling.benchmarks import generated_records, refresh_planner_statistics
 from labeling.imports import import_project_file
 from labeling.models import Judgment, Membership, Project, Role, Task
 from labeling.selectors import budget_status
@@ -193,10 +192,7 @@ class Command(BaseCommand):
         with override_settings(PAGEWISE_EMBED_AFTER_IMPORT=False):
             import_project_file(project=project, file=data, filename="loadtest.jsonl")
         create_page_tasks(project=project)
-        if connection.vendor == "postgresql":
-            # Fresh bulk data: refresh planner statistics now, as autovacuum would shortly.
-            with connection.cursor() as cursor:
-                cursor.execute("ANALYZE labeling_task, labeling_item, labeling_pageslot, labeling_judgment")
+        refresh_planner_statistics()
         return project
 
     def make_annotators(self, project: Project, count: int) -> list[str]:

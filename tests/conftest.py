@@ -44,9 +44,9 @@ def _media_root_and_eager_tasks(request, tmp_path):
     if not request.config.pluginmanager.hasplugin("django"):
         yield
         return
-    from config.celery import app
-
     from django.core.cache import cache
+
+    from config.celery import app
 
     cache.clear()  # login rate-limit counters must not leak from one test into another
     settings = request.getfixturevalue("settings")

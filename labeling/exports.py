@@ -67,7 +67,7 @@ FORMATS: dict[str, ExportFormat] = {
             "TREC run file of the active reranker's scores on every embedded item.",
         ),
         ExportFormat(
-            "weights", "weights", "pt", "application/octet-stream",
+            "weights", "weights", "safetensors", "application/octet-stream",
             "The active reranker version's model weights.",
         ),
     ]

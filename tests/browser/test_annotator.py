@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import shutil
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -27,17 +26,10 @@ from labeling.models import (
     TaskStatus,
 )
 
+from .chromium import CHROMIUM_ARGS, SCREENSHOTS
+
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 ALL_IMAGES_LOADED = (
     "() => Array.from(document.images).length > 0 && "
     "Array.from(document.images).every(img => img.complete && img.naturalWidth > 0)"

@@ -28,17 +28,9 @@ from labeling.models import (
 )
 from ranking.models import RerankerVersion
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+from .chromium import CHROMIUM_ARGS, SCREENSHOTS
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture

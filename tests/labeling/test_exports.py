@@ -150,7 +150,7 @@ def test_run_and_weights_without_a_version_are_a_clear_404(client, project, make
 
 
 def test_weights_download_is_the_active_versions_file(client, project, make_user, tmp_path):
-    weights = tmp_path / "model.pt"
+    weights = tmp_path / "model.safetensors"
     weights.write_bytes(b"\x00weights\xff")
     RerankerVersion.objects.create(
         project=project, number=2, status="active", weights_path=str(weights)
@@ -159,7 +159,9 @@ def test_weights_download_is_the_active_versions_file(client, project, make_user
     response = client.get(reverse("api-export", args=[project.slug, "weights"]))
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == b"\x00weights\xff"
-    assert re.search(rf'filename="p-weights-v2-{STAMP}\.pt"', response["Content-Disposition"])
+    assert re.search(
+        rf'filename="p-weights-v2-{STAMP}\.safetensors"', response["Content-Disposition"]
+    )
 
 
 def test_export_command_writes_the_same_qrels(project, small, tmp_path):

@@ -37,6 +37,11 @@ class Workers:
     ) -> subprocess.Popen:
         return start_worker(self, visibility_timeout, extra_env or {}, beat)
 
+    def kill(self, worker: subprocess.Popen) -> None:
+        """SIGKILL the worker and its children (e.g. the embedded beat of -B), as a crash would."""
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+
     def stop_all(self) -> None:
         for worker in self.processes:
             if worker.poll() is None:
@@ -46,6 +51,10 @@ class Workers:
                 worker.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 worker.kill()
+            try:  # whatever the worker started must not outlive the test
+                os.killpg(worker.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 @pytest.fixture
@@ -88,7 +97,7 @@ def start_worker(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "-Q", queue,
              "--without-gossip", "--without-mingle", "--loglevel=info", "-n", f"{queue}-{len(workers.processes)}@%h",
              *(["-B"] if beat else [])],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     workers.processes.append(worker)
     deadline = time.monotonic() + 60

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -59,8 +58,7 @@ def test_worker_killed_during_retraining_runs_the_task_again_and_never_leaves_a_
         what="training to start",
     )
     time.sleep(1.0)  # well inside the epochs
-    first.send_signal(signal.SIGKILL)
-    first.wait(timeout=10)
+    celery_workers.kill(first)
     assert not RerankerVersion.objects.filter(
         project=project, status=RerankerVersion.Status.ACTIVE
     ).exists()

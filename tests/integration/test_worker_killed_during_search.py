@@ -1,7 +1,6 @@
 """Workers SIGKILLed again and again while they advance searches: no duplicate compare task, no
 lost answer, every search finishes (late acknowledgement, idempotent tasks, the beat sweep)."""
 
-import signal
 import time
 from decimal import Decimal
 
@@ -43,8 +42,7 @@ def test_killing_workers_while_searches_advance_loses_and_duplicates_nothing(
             judgment_recorded.send(sender=Task, judgment_id=judgment.pk, project_id=project.pk)
         if open_tasks and kills < 6:
             time.sleep(0.15)  # let the worker pick the messages up, then kill it mid-work
-            worker.send_signal(signal.SIGKILL)
-            worker.wait(timeout=10)
+            celery_workers.kill(worker)
             kills += 1
             worker = celery_workers.start(**options)
         searches = AnchorSearch.objects.filter(project=project)

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import AnchorSearch, PreferencePair
+from .models import AnchorSearch, PreferencePair, SimulationReport
 
 
 @admin.register(AnchorSearch)
@@ -22,3 +22,17 @@ class PreferencePairAdmin(admin.ModelAdmin):
     list_display = ["query", "better", "worse", "source", "created_at"]
     list_filter = ["project", "source"]
     raw_id_fields = ["query", "better", "worse", "search", "judgment"]
+
+
+@admin.register(SimulationReport)
+class SimulationReportAdmin(admin.ModelAdmin):
+    list_display = [
+        "project",
+        "status",
+        "runs_done",
+        "runs_total",
+        "recommended_strategy",
+        "created_at",
+    ]
+    list_filter = ["project", "status"]
+    raw_id_fields = ["requested_by"]

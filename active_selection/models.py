@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from labeling.models import Item, Judgment, Project, Query
+from labeling.models import Item, Judgment, Project, Query, Strategy
 
 
 class AnchorSearch(models.Model):
@@ -115,3 +116,68 @@ class ProbeTask(models.Model):
 
     def __str__(self) -> str:
         return f"Probe {self.anchor_id} vs B[{self.position}] of search {self.search_id}"
+
+
+class SimulationReport(models.Model):
+    """A simulation of the strategies on a world shaped like the project (the lead's settings
+    page, run by a worker; or `manage.py simulate --like-project`), its progress, its results
+    (the results file's dict) and the strategy that reached full annotation's quality cheapest.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    OPEN = (Status.QUEUED, Status.RUNNING)
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="simulation_reports"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )  # None: run from the shell
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    runs_done = models.PositiveIntegerField(default=0)
+    runs_total = models.PositiveIntegerField(default=0)
+    results = models.JSONField(null=True, blank=True)
+    recommended_strategy = models.CharField(
+        max_length=16, blank=True, help_text="Blank when no strategy reached full's NDCG@10."
+    )
+    error = models.TextField(blank=True)
+    estimated = models.JSONField(
+        default=dict, blank=True, help_text="What the world took from the project (world_like)."
+    )
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            # One simulation at a time per project: each holds a worker for minutes.
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=Q(status__in=["queued", "running"]),
+                name="simulation_one_open_per_project",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "running", "done", "failed"]),
+                name="simulation_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(recommended_strategy="") | Q(recommended_strategy__in=Strategy.values),
+                name="simulation_recommendation_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(runs_done__lte=F("runs_total")), name="simulation_runs_done_lte_total"
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"Simulation {self.pk} of {self.project} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN

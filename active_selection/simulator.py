@@ -407,8 +407,16 @@ class SimulationPlan:
     training: TrainingSpec = field(default_factory=TrainingSpec)
 
 
-def simulate(plan: SimulationPlan, *, progress: Callable[[str], None] = print) -> dict:
-    """Run every (seed, single_modal, strategy, budget) and summarise; the results file's dict."""
+def simulate(
+    plan: SimulationPlan,
+    *,
+    progress: Callable[[str], None] = print,
+    on_run: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Run every (seed, single_modal, strategy, budget) and summarise; the results file's dict.
+
+    `on_run(runs_done, runs_total)` is called after each run (e.g. to store a report's progress).
+    """
     for strategy in plan.strategies:
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
@@ -444,6 +452,8 @@ def simulate(plan: SimulationPlan, *, progress: Callable[[str], None] = print) -
                             if run.is_saturated:
                                 saturated = run
                         runs.append(run)
+                        if on_run is not None:
+                            on_run(len(runs), total)
                         note = f" (same as budget {run.reused_from})" if run.reused_from else ""
                         progress(
                             f"[{len(runs)}/{total}] seed {seed} {strategy:<10} budget {budget:<5} "

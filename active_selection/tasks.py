@@ -4,7 +4,7 @@ from celery import shared_task
 
 from labeling.models import Project
 
-from . import services, sweep
+from . import recommendation, services, sweep
 
 
 @shared_task(acks_late=True)
@@ -24,3 +24,9 @@ def sweep_projects() -> int:
     for project in Project.objects.all():
         sweep.sweep_project(project=project)
     return Project.objects.count()
+
+
+@shared_task(acks_late=True)
+def simulate_project(report_id: int) -> None:
+    """Run a lead's "simulate before spending" report (minutes; a failure is stored on it)."""
+    recommendation.run_project_simulation(report_id=report_id)

@@ -1,4 +1,4 @@
-"""Server-rendered SVG charts for the lead dashboard: pure functions from numbers to SVG strings.
+"""Server-rendered SVG charts for the lead's pages: pure functions from numbers to SVG strings.
 
 No Django, no JavaScript, nothing fetched from another site; every text is escaped. Colours come
 from CSS classes (`chart-*`) with inline fallbacks, so the charts also read when saved alone.
@@ -100,6 +100,65 @@ def _nice_max(value: float) -> float:
     return 10 * magnitude
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """The plot area of a line chart and its scales: x from 0 to x_max, y clamped to its range."""
+
+    x_max: float
+    y_min: float
+    y_max: float
+    width: int = 640
+    height: int = 320
+    left: int = 56
+    right: int = 150
+    top: int = 16
+    bottom: int = 44
+
+    @property
+    def plot_w(self) -> int:
+        return self.width - self.left - self.right
+
+    @property
+    def plot_h(self) -> int:
+        return self.height - self.top - self.bottom
+
+    def sx(self, x: float) -> float:
+        return self.left + (x / self.x_max) * self.plot_w
+
+    def sy(self, y: float) -> float:
+        span = (self.y_max - self.y_min) or 1.0
+        clamped = min(max(y, self.y_min), self.y_max)
+        return self.top + self.plot_h - (clamped - self.y_min) / span * self.plot_h
+
+    def axes(self, *, x_label: str, y_label: str) -> str:
+        """Grid lines with ticks, the two axes and their labels."""
+        left, top, plot_w, plot_h, sx, sy = (
+            self.left, self.top, self.plot_w, self.plot_h, self.sx, self.sy
+        )  # fmt: skip
+        span = (self.y_max - self.y_min) or 1.0
+        parts = []
+        for i in range(5):
+            yv = self.y_min + span * i / 4
+            xv = self.x_max * i / 4
+            parts.append(
+                f'<line x1="{left}" x2="{left + plot_w}" y1="{sy(yv):.1f}" y2="{sy(yv):.1f}" '
+                f'stroke="#e5e7eb"/><text x="{left - 6}" y="{sy(yv) + 4:.1f}" text-anchor="end" '
+                f'fill="#6b7280">{escape(_fmt(yv))}</text>'
+                f'<text x="{sx(xv):.1f}" y="{top + plot_h + 16}" text-anchor="middle" '
+                f'fill="#6b7280">{escape(_fmt(xv))}</text>'
+            )
+        parts.append(
+            f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + plot_h}" stroke="#9ca3af"/>'
+            f'<line x1="{left}" x2="{left + plot_w}" y1="{top + plot_h}" y2="{top + plot_h}" '
+            f'stroke="#9ca3af"/>'
+            f'<text x="{left + plot_w / 2:.1f}" y="{self.height - 6}" text-anchor="middle">'
+            f"{escape(x_label)}</text>"
+            f'<text x="14" y="{top + plot_h / 2:.1f}" text-anchor="middle" '
+            f'transform="rotate(-90 14 {top + plot_h / 2:.1f})">{escape(y_label)}</text>'
+        )
+        return "".join(parts)
+
+
 def line_chart(
     points: Sequence[tuple[float, float, str]],
     *,
@@ -110,41 +169,14 @@ def line_chart(
     y_range: tuple[float, float] | None = None,
 ) -> str:
     """A line with labelled points (x, y, label) and dashed horizontal reference lines."""
-    width, height = 640, 320
-    left, right, top, bottom = 56, 150, 16, 44
-    plot_w, plot_h = width - left - right, height - top - bottom
     xs = [p[0] for p in points] or [0.0]
     ys = [p[1] for p in points] + [b[1] for b in baselines]
-    x_max = _nice_max(max(xs))
     y_min, y_max = y_range if y_range else (0.0, _nice_max(max(ys, default=1.0)))
-    span = (y_max - y_min) or 1.0
+    frame = _Frame(x_max=_nice_max(max(xs)), y_min=y_min, y_max=y_max)
+    left, plot_w, sx, sy = frame.left, frame.plot_w, frame.sx, frame.sy
 
-    def sx(x: float) -> float:
-        return left + (x / x_max) * plot_w
-
-    def sy(y: float) -> float:
-        return top + plot_h - (min(max(y, y_min), y_max) - y_min) / span * plot_h
-
-    parts = [_open(width, height, title, "chart-line")]
-    for i in range(5):  # grid and ticks
-        yv = y_min + span * i / 4
-        xv = x_max * i / 4
-        parts.append(
-            f'<line x1="{left}" x2="{left + plot_w}" y1="{sy(yv):.1f}" y2="{sy(yv):.1f}" '
-            f'stroke="#e5e7eb"/><text x="{left - 6}" y="{sy(yv) + 4:.1f}" text-anchor="end" '
-            f'fill="#6b7280">{escape(_fmt(yv))}</text>'
-            f'<text x="{sx(xv):.1f}" y="{top + plot_h + 16}" text-anchor="middle" '
-            f'fill="#6b7280">{escape(_fmt(xv))}</text>'
-        )
-    parts.append(
-        f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + plot_h}" stroke="#9ca3af"/>'
-        f'<line x1="{left}" x2="{left + plot_w}" y1="{top + plot_h}" y2="{top + plot_h}" '
-        f'stroke="#9ca3af"/>'
-        f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle">'
-        f"{escape(x_label)}</text>"
-        f'<text x="14" y="{top + plot_h / 2:.1f}" text-anchor="middle" '
-        f'transform="rotate(-90 14 {top + plot_h / 2:.1f})">{escape(y_label)}</text>'
-    )
+    parts = [_open(frame.width, frame.height, title, "chart-line")]
+    parts.append(frame.axes(x_label=x_label, y_label=y_label))
     for i, (name, value) in enumerate(baselines):
         color = PALETTE[(i + 1) % len(PALETTE)]
         y = sy(value)
@@ -167,6 +199,73 @@ def line_chart(
             f'<circle class="point" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="4.5" fill="{PALETTE[0]}">'
             f"<title>{escape(label)}: {escape(_fmt(y))} at {escape(_fmt(x))}</title></circle>"
             f'<text x="{sx(x) + 6:.1f}" y="{sy(y) - 8:.1f}" font-size="11">{escape(label)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a multi-line chart: its name (in the legend) and its (x, y) points."""
+
+    label: str
+    points: Sequence[tuple[float, float]]
+    color: str | None = None
+    is_dashed: bool = False
+
+
+def lines_chart(
+    series: Sequence[Series],
+    *,
+    references: Sequence[tuple[str, float]] = (),
+    title: str,
+    x_label: str,
+    y_label: str,
+    x_unit: str = "",
+    x_max: float | None = None,
+    y_range: tuple[float, float] | None = None,
+) -> str:
+    """Several lines (one per series, legend on the right) and dotted horizontal reference lines
+    labelled inside the plot (e.g. NDCG@10 against cost, one line per strategy)."""
+    xs = [x for s in series for x, _ in s.points] or [0.0]
+    ys = [y for s in series for _, y in s.points] + [value for _, value in references]
+    y_min, y_max = y_range if y_range else (0.0, _nice_max(max(ys, default=1.0)))
+    frame = _Frame(x_max=x_max or _nice_max(max(xs)), y_min=y_min, y_max=y_max)
+    left, top, plot_w, sx, sy = frame.left, frame.top, frame.plot_w, frame.sx, frame.sy
+
+    parts = [_open(frame.width, frame.height, title, "chart-lines")]
+    parts.append(frame.axes(x_label=x_label, y_label=y_label))
+    for name, value in references:
+        y = sy(value)
+        parts.append(
+            f'<line class="reference" x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" '
+            f'y2="{y:.1f}" stroke="#374151" stroke-dasharray="2 3"><title>{escape(name)}: '
+            f"{escape(_fmt(value))}</title></line>"
+            f'<text x="{left + plot_w - 4}" y="{y - 5:.1f}" text-anchor="end" fill="#374151" '
+            f'font-size="11">{escape(name)} {escape(_fmt(value))}</text>'
+        )
+    for i, line in enumerate(series):
+        color = escape(line.color or PALETTE[i % len(PALETTE)])
+        dash = ' stroke-dasharray="6 3"' if line.is_dashed else ""
+        ordered = sorted(line.points)
+        if len(ordered) > 1:
+            path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in ordered)
+            parts.append(
+                f'<polyline class="series" points="{path}" fill="none" stroke="{color}" '
+                f'stroke-width="2"{dash}><title>{escape(line.label)}</title></polyline>'
+            )
+        for x, y in ordered:
+            parts.append(
+                f'<circle class="point" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3.5" '
+                f'fill="{color}"><title>{escape(line.label)}: {escape(_fmt(y))} at '
+                f"{escape(_fmt(x))}{escape(x_unit)}</title></circle>"
+            )
+        ly = top + 8 + i * 20
+        lx = left + plot_w + 12
+        parts.append(
+            f'<g class="legend"><line x1="{lx}" x2="{lx + 18}" y1="{ly:.1f}" y2="{ly:.1f}" '
+            f'stroke="{color}" stroke-width="3"{dash}/><text x="{lx + 24}" y="{ly + 4:.1f}">'
+            f"{escape(line.label)}</text></g>"
         )
     parts.append("</svg>")
     return "".join(parts)

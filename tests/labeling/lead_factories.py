@@ -114,3 +114,86 @@ def small_project(project: Project, make_user) -> dict:
         [(ann1, CompareOutcome.ANCHOR_BETTER), (ann2, CompareOutcome.EQUAL)],
     )
     return {"ann1": ann1, "ann2": ann2, "items1": items1, "items2": items2, "task1": task1}
+
+
+def shaped_project(
+    project: Project, *, queries: int = 24, gold: int = 6, items_per_modality: int = 4
+) -> Project:
+    """A project for the simulator to take the shape of: `queries` queries (the last `gold` of them
+    gold), each with `items_per_modality` text and image items in upstream order. Gold items are
+    graded 3, 1, 0, 0, ... down each list (half relevant; upstream order agrees with the grades,
+    but for every third list, where the first two are swapped)."""
+    pattern = [3, 1] + [0] * (items_per_modality - 2)
+    for q in range(queries):
+        is_gold = q >= queries - gold
+        query = Query.objects.create(
+            project=project, external_id=f"s{q}", text=f"shaped query {q}",
+            split=Split.GOLD if is_gold else Split.TRAIN,
+        )  # fmt: skip
+        for modality in ("text", "image"):
+            grades = list(pattern)
+            if q % 3 == 0:
+                grades[0], grades[1] = grades[1], grades[0]
+            Item.objects.bulk_create(
+                [
+                    Item(
+                        project=project,
+                        query=query,
+                        external_id=f"s{q}-{modality}-{i}",
+                        modality=modality,
+                        upstream_score=1.0 - i / items_per_modality,
+                        upstream_rank=i + 1,
+                        gold_grade=grades[i] if is_gold else None,
+                    )  # fmt: skip
+                    for i in range(items_per_modality)
+                ]
+            )
+    return project
+
+
+def simulation_results(*, recommended: str | None = "iso_anchor", full: float | None = 0.7) -> dict:
+    """A finished simulation's results dict (the shape `simulator.simulate` returns), by hand:
+    iso_anchor matches full's NDCG@10 (0.7) at 20% of its cost, top_p and random do not. With
+    another `recommended` (or None) only that one matches: pass a `full` above 0.72 to keep the
+    numbers consistent."""
+    curves = {
+        "iso_anchor": [(0.05, 0.05, 0.55), (0.2, 0.2, 0.7), (1.0, 0.62, 0.72)],
+        "top_p": [(0.05, 0.05, 0.52), (0.2, 0.2, 0.64), (1.0, 0.3, 0.66)],
+        "random": [(0.05, 0.05, 0.41), (0.2, 0.2, 0.5), (1.0, 1.0, 0.6)],
+        "full": [(0.05, 0.05, 0.45), (0.2, 0.2, 0.58), (1.0, 1.0, full)],
+    }
+    rows = [
+        {
+            "strategy": strategy,
+            "budget": budget,
+            "single_modal": True,
+            "ndcg10_mean": ndcg,
+            "ndcg10_std": 0.0,
+            "cost": fraction * 100,
+            "cost_fraction": fraction,
+            "judgments": {"grade": 10, "compare": 0, "pages": 2},
+            "seeds": 1,
+        }  # fmt: skip
+        for strategy, points in curves.items()
+        for budget, fraction, ndcg in points
+    ]
+    cost_to_match = {"iso_anchor": 0.2, "top_p": None, "random": None, "full": 1.0}
+    if recommended != "iso_anchor":  # only `recommended` (if any) matched full, at its full cost
+        cost_to_match = {s: 1.0 if s == recommended else None for s in cost_to_match}
+    return {
+        "world": {
+            "queries": 160,
+            "heldout_queries": 40,
+            "modalities": 2,
+            "items_per_modality": 10,
+            "relevant_share": 0.4,
+            "upstream_tau": 0.7,
+            "seeds": 1,
+        },  # fmt: skip
+        "full_ndcg10": full,
+        "baselines": {"zscore_merge": 0.5, "round_robin": 0.45},
+        "results": rows,
+        "cost_to_match_full": cost_to_match,
+        "cheapest_to_match_full": recommended,
+        "seconds": 95.0,
+    }

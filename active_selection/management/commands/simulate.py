@@ -9,7 +9,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from active_selection import simulator
+from active_selection import recommendation, simulator
 from labeling.models import Project
 
 
@@ -63,10 +63,14 @@ class Command(BaseCommand):
             "--compare-cost", type=float, default=None, help="in grades (default 0.5)"
         )
         parser.add_argument("--epochs", type=int, default=None)
+        parser.add_argument(
+            "--policy", default=simulator.BREADTH_FIRST, choices=simulator.POLICIES,
+            help="how iso_anchor spreads the budget over queries (default: breadth_first)",
+        )  # fmt: skip
         parser.add_argument("--layers", type=int, default=None, help="page transformer layers (0)")
 
     def handle(self, *args, **options):
-        spec, estimated = simulator.WorldSpec(), None
+        spec, estimated, project = simulator.WorldSpec(), None, None
         if options["like_project"]:
             project = Project.objects.filter(slug=options["like_project"]).first()
             if project is None:
@@ -104,6 +108,7 @@ class Command(BaseCommand):
         plan = simulator.SimulationPlan(
             strategies=strategies, budgets=budgets, seeds=options["seeds"],
             single_modal=_switches(options["single_modal"]), world=spec, training=training,
+            policy=options["policy"],
         )  # fmt: skip
         results = simulator.simulate(plan, progress=lambda line: self.stdout.write(line))
         if estimated is not None:
@@ -125,4 +130,23 @@ class Command(BaseCommand):
             if best
             else "No strategy reached full annotation's NDCG@10 at the budgets tried."
         )
+        if project is not None:
+            report = recommendation.record_finished_simulation(
+                project=project, results=results, estimated=estimated
+            )
+            self.stdout.write(self._recommendation_line(project, best))
+            self.stdout.write(
+                f"Stored as simulation report {report.pk}: the lead's settings page shows it."
+            )
         self.stdout.write(f"Wrote {out} and {plot} in {results['seconds']:.0f}s")
+
+    @staticmethod
+    def _recommendation_line(project: Project, best: str | None) -> str:
+        if not best:
+            return f"Recommendation for '{project.slug}': none (keep {project.strategy})."
+        if best == project.strategy:
+            return f"Recommendation for '{project.slug}': {best}, which it already uses."
+        return (
+            f"Recommendation for '{project.slug}': use {best} (it uses {project.strategy} now); "
+            "the lead can apply it on the settings page."
+        )

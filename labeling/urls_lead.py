@@ -7,6 +7,21 @@ from . import api_lead, views_lead
 urlpatterns = [
     # HTML pages
     path("projects/<slug:slug>/settings/", views_lead.settings_page, name="lead-settings"),
+    path(
+        "projects/<slug:slug>/settings/simulation/",
+        views_lead.simulation_status,
+        name="lead-simulation-status",
+    ),
+    path(
+        "projects/<slug:slug>/settings/simulation/run/",
+        views_lead.simulation_run,
+        name="lead-simulation-run",
+    ),
+    path(
+        "projects/<slug:slug>/settings/simulation/apply/",
+        views_lead.simulation_apply,
+        name="lead-simulation-apply",
+    ),
     path("projects/<slug:slug>/members/", views_lead.members_page, name="lead-members"),
     path("projects/<slug:slug>/import/", views_lead.import_page, name="lead-import"),
     path("projects/<slug:slug>/dashboard/", views_lead.dashboard_page, name="lead-dashboard"),

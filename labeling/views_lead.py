@@ -10,9 +10,10 @@ from decimal import Decimal
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import dashboard, errors, exports, selectors
 from .imports import import_project_file
@@ -66,6 +67,8 @@ def _settings_initial(project: Project) -> dict:
 @login_required
 @require_http_methods(["GET", "POST"])
 def settings_page(request, slug: str):
+    from active_selection.recommendation import settings_card
+
     from .api_lead import ProjectSettingsSerializer
 
     project = _project(request, slug, LEAD_ONLY)
@@ -102,8 +105,63 @@ def settings_page(request, slug: str):
         _context(
             request, project, "settings",
             values=values, errors=field_errors, strategies=Strategy.choices,
+            simulation=settings_card(project=project),
         ),
     )  # fmt: skip
+
+
+# --- simulate before spending (a card of the settings page) ------------------------------------
+
+
+def _to_simulation(project: Project):
+    return redirect(reverse("lead-settings", args=[project.slug]) + "#simulate")
+
+
+@login_required
+@require_POST
+def simulation_run(request, slug: str):
+    from active_selection.recommendation import queue_project_simulation
+
+    project = _project(request, slug, LEAD_ONLY)
+    try:
+        queue_project_simulation(project=project, requested_by=request.user)
+    except errors.PagewiseError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Simulation queued; a worker runs it in a few minutes.")
+    return _to_simulation(project)
+
+
+@login_required
+@require_POST
+def simulation_apply(request, slug: str):
+    from active_selection import recommendation
+
+    project = _project(request, slug, LEAD_ONLY)
+    try:
+        report_id = int(request.POST.get("report", ""))
+    except ValueError:
+        messages.error(request, "Choose the simulation whose recommendation to apply.")
+        return _to_simulation(project)
+    try:
+        report = recommendation.report_of(project=project, report_id=report_id)
+        strategy = recommendation.apply_recommendation(project=project, report=report)
+    except errors.PagewiseError as exc:
+        messages.error(request, exc.message)
+    else:
+        label = Strategy(strategy).label
+        messages.success(request, f"The project now uses {label}; new pages follow it.")
+    return _to_simulation(project)
+
+
+@login_required
+@require_GET
+def simulation_status(request, slug: str):
+    """The latest simulation's progress, polled by the settings page while it runs."""
+    from active_selection.recommendation import report_status
+
+    project = _project(request, slug, LEAD_ONLY)
+    return JsonResponse(report_status(project=project))
 
 
 # --- members ----------------------------------------------------------------------------------

@@ -140,6 +140,9 @@ def test_lead_sees_dashboard_charts_and_scientist_downloads_qrels(
     page.goto(f"{live_server.url}/projects/demo/review/")
     assert page.locator("#disagreements tbody tr").count() == 2
     page.screenshot(path=SCREENSHOTS / "lead-review.png", full_page=True)
+    page.goto(f"{live_server.url}/projects/demo/settings/")
+    assert "Simulate before spending" in page.text_content("#simulate")
+    assert page.locator("#simulate button", has_text="Run simulation").count() == 1
     assert errors == []
     context.close()
 

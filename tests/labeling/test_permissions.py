@@ -20,6 +20,7 @@ ROLES = ["lead", "annotator", "scientist", "outsider", "anonymous"]
 # (url name, extra args, method, data, {role: expected status}); outsider → 404, anonymous → login.
 HTML_READS = [
     ("lead-settings", [], {"lead": 200, "annotator": 403, "scientist": 403}),
+    ("lead-simulation-status", [], {"lead": 200, "annotator": 403, "scientist": 403}),
     ("lead-members", [], {"lead": 200, "annotator": 403, "scientist": 403}),
     ("lead-import", [], {"lead": 200, "annotator": 403, "scientist": 403}),
     ("lead-dashboard", [], {"lead": 200, "annotator": 403, "scientist": 403}),
@@ -30,6 +31,8 @@ HTML_READS = [
 ]
 HTML_WRITES = [
     ("lead-settings", {"currency": "EUR"}),
+    ("lead-simulation-run", {}),
+    ("lead-simulation-apply", {"report": "1"}),
     ("lead-members", {"action": "add", "username": "spare", "role": "annotator"}),
     ("lead-import", {}),
     ("lead-review", {"item": "1", "grade": "1"}),

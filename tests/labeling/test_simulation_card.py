@@ -1,0 +1,205 @@
+"""The "Simulate before spending" card of the lead's settings page, in each of its states, and
+its Run and Apply buttons (bad input gives a message, never a 500)."""
+
+from __future__ import annotations
+
+from xml.etree import ElementTree
+
+import pytest
+from django.contrib.messages import get_messages
+from django.urls import reverse
+
+from active_selection import recommendation, simulator
+from active_selection.models import SimulationReport
+from labeling.models import Project, Strategy
+
+from .lead_factories import shaped_project, simulation_results
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def lead_client(client, project, make_user):
+    client.force_login(make_user("lead", role="lead", project=project))
+    return client
+
+
+def settings_page(client, project) -> str:
+    response = client.get(reverse("lead-settings", args=[project.slug]))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def card(html: str) -> str:
+    start = html.index('id="simulate"')
+    return html[start : html.index("</section>", start)]
+
+
+def post(client, name: str, project, data=None):
+    response = client.post(reverse(name, args=[project.slug]), data or {})
+    assert response.status_code == 302
+    assert response["Location"].endswith(
+        reverse("lead-settings", args=[project.slug]) + "#simulate"
+    )
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def test_without_a_report_the_card_explains_itself_and_offers_to_run(lead_client, project):
+    html = card(settings_page(lead_client, project))
+    assert "Simulate before spending" in html
+    assert "which strategy reaches the quality of grading every item" in html
+    assert reverse("lead-simulation-run", args=[project.slug]) in html
+    assert "Run simulation" in html and "csrfmiddlewaretoken" in html
+
+
+def test_run_queues_one_simulation_and_a_second_press_is_explained(lead_client, project):
+    assert post(lead_client, "lead-simulation-run", project) == [
+        "Simulation queued; a worker runs it in a few minutes."
+    ]
+    report = SimulationReport.objects.get(project=project)
+    assert report.status == "queued" and report.requested_by.username == "lead"
+    assert "already queued or running" in post(lead_client, "lead-simulation-run", project)[-1]
+    assert SimulationReport.objects.filter(project=project).count() == 1
+
+
+def test_a_running_simulation_shows_its_progress_and_is_polled(lead_client, project):
+    report = SimulationReport.objects.create(
+        project=project, status="running", runs_done=6, runs_total=24
+    )
+    html = card(settings_page(lead_client, project))
+    assert (
+        'role="progressbar"' in html
+        and 'aria-valuenow="6"' in html
+        and 'aria-valuemax="24"' in html
+    )
+    assert "width: 25%" in html and "6 of 24" in html and "Running." in html
+    assert 'data-status="running"' in html and f'data-report="{report.pk}"' in html
+    assert "Run simulation" not in html
+    assert "js/simulation.js" in settings_page(lead_client, project)
+    status = lead_client.get(reverse("lead-simulation-status", args=[project.slug])).json()
+    assert status == {"report": report.pk, "status": "running", "runs_done": 6, "runs_total": 24}
+
+
+def test_the_status_of_a_project_without_simulations_is_empty(lead_client, project):
+    status = lead_client.get(reverse("lead-simulation-status", args=[project.slug])).json()
+    assert status == {"report": None, "status": None, "runs_done": 0, "runs_total": 0}
+
+
+def test_a_failed_simulation_shows_its_error_and_a_retry(lead_client, project):
+    SimulationReport.objects.create(
+        project=project, status="failed", error="RuntimeError: out of memory"
+    )
+    html = card(settings_page(lead_client, project))
+    assert "The simulation failed: RuntimeError: out of memory" in html
+    assert (
+        "Retry simulation" in html and reverse("lead-simulation-run", args=[project.slug]) in html
+    )
+    assert post(lead_client, "lead-simulation-run", project)[0].startswith("Simulation queued")
+
+
+def test_a_done_simulation_shows_the_curve_the_verdict_and_applies_it(lead_client, project):
+    project.strategy = Strategy.TOP_P
+    project.save()
+    report = recommendation.record_finished_simulation(
+        project=project, results=simulation_results(), estimated={"gold_queries": 12}
+    )
+    html = card(settings_page(lead_client, project))
+    assert (
+        "Iso-label anchor search reaches full annotation&#x27;s quality at 20% of its cost." in html
+    )
+    svg = ElementTree.fromstring(html[html.index("<svg") : html.index("</svg>") + 6])
+    assert len(svg.findall(f".//{SVG}polyline")) == 4  # one line per strategy
+    assert len(svg.findall(f".//{SVG}line[@class='reference']")) == 1  # full's NDCG@10
+    assert len(svg.findall(f".//{SVG}circle")) == 12
+    assert html.count("<tr") == 1 + 12 and "0.700" in html
+    assert "Apply: use Iso-label anchor search" in html
+    assert f'name="report" value="{report.pk}"' in html
+    assert "from the shell" in html and "Simulated on 160 queries (40 held out)" in html
+
+    messages = post(lead_client, "lead-simulation-apply", project, {"report": report.pk})
+    assert messages == ["The project now uses Iso-label anchor search; new pages follow it."]
+    project.refresh_from_db()
+    assert project.strategy == Strategy.ISO_ANCHOR
+    html = card(settings_page(lead_client, project))
+    assert "Apply: use" not in html and "The project already uses Iso-label anchor search." in html
+    assert (
+        "already uses"
+        in post(lead_client, "lead-simulation-apply", project, {"report": report.pk})[-1]
+    )
+
+
+def test_a_done_simulation_without_a_recommendation_says_which_came_closest(lead_client, project):
+    recommendation.record_finished_simulation(
+        project=project, results=simulation_results(recommended=None, full=0.75), estimated={}
+    )
+    html = card(settings_page(lead_client, project))
+    assert "No strategy reached full annotation&#x27;s NDCG@10 (0.750) at the budgets tried" in html
+    assert "closest: Iso-label anchor search, 0.720 at 62% of its cost." in html
+    assert "Apply: use" not in html and "<svg" in html
+
+
+def test_when_only_full_matches_itself_the_card_names_the_closest_cheaper_one(lead_client, project):
+    recommendation.record_finished_simulation(
+        project=project, results=simulation_results(recommended="full", full=0.75), estimated={}
+    )
+    html = card(settings_page(lead_client, project))
+    assert (
+        "Grade every item reaches full annotation&#x27;s quality at 100% of its cost. No cheaper "
+        "strategy matched it; closest: Iso-label anchor search, 0.720 at 62% of its cost." in html
+    )
+    assert "Apply: use Grade every item" in html
+
+
+@pytest.mark.parametrize(
+    ("report", "message"),
+    [
+        ("", "Choose the simulation whose recommendation to apply."),
+        ("abc", "Choose the simulation whose recommendation to apply."),
+        ("999999", "No simulation report 999999 in 'Test project'."),
+        ("theirs", "No simulation report {theirs} in 'Test project'."),
+        ("running", "This simulation has not finished; its recommendation can be applied then."),
+    ],
+)
+def test_apply_with_a_bad_report_gives_a_message_not_a_500(lead_client, project, report, message):
+    other = Project.objects.create(slug="other", name="Other")
+    theirs = recommendation.record_finished_simulation(
+        project=other, results=simulation_results(), estimated={}
+    )
+    running = SimulationReport.objects.create(project=project, status="running")
+    value = {"theirs": theirs.pk, "running": running.pk}.get(report, report)
+    messages = post(lead_client, "lead-simulation-apply", project, {"report": value})
+    assert messages == [message.format(theirs=theirs.pk)]
+    assert Project.objects.get(pk=project.pk).strategy == Strategy.ISO_ANCHOR
+
+
+def test_the_simulation_buttons_take_posts_only(lead_client, project):
+    for name in ("lead-simulation-run", "lead-simulation-apply"):
+        assert lead_client.get(reverse(name, args=[project.slug])).status_code == 405
+    assert not SimulationReport.objects.exists()
+
+
+def test_run_simulate_and_apply_from_the_page(
+    lead_client, project, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The whole path: Run, the worker's task (eager here) on the project's shape, the chart,
+    Apply."""
+    shaped_project(project)
+    monkeypatch.setattr(recommendation, "STRATEGIES", ("top_p", "full"))
+    monkeypatch.setattr(recommendation, "BUDGETS", (0.3, 1.0))
+    monkeypatch.setattr(recommendation, "TRAINING", simulator.TrainingSpec(epochs=2))
+    with django_capture_on_commit_callbacks(execute=True):
+        post(lead_client, "lead-simulation-run", project)
+    report = SimulationReport.objects.get(project=project)
+    assert report.status == "done", report.error
+    html = card(settings_page(lead_client, project))
+    assert "<svg" in html and "full annotation&#x27;s quality at" in html
+    assert "from the grades of 6 gold queries" in html and "by lead" in html
+    if report.recommended_strategy != project.strategy:
+        post(lead_client, "lead-simulation-apply", project, {"report": report.pk})
+        project.refresh_from_db()
+    assert project.strategy == report.recommended_strategy

@@ -119,13 +119,17 @@ class TrainingSpec:
     """One model, one epoch budget and one tuning grid for every strategy.
 
     The model is small and early-stopped on validation NDCG@10 so that 84 runs with their grids
-    fit in 10 minutes on 2 cores. Measured on this machine (2 cores shared with other work), one
+    fit in 10 minutes on 2 cores. 40 epochs with patience 8: at 12 epochs with patience 3 every
+    strategy was under-trained (on seed 0, full annotation scored below top_p's top bands, 0.796
+    against 0.838; at 40 epochs 0.872 against 0.869), which measured the optimiser, not the
+    labels; 100 epochs changed nothing more (within 0.003). Measured on this machine (2 cores shared with other work), one
     transformer layer across the page made an epoch ~4x slower than the item tower alone (1.0 s
     against 0.27 s on 150 pages), which the runtime target cannot pay, so the default is
     `layers=0` (the item tower with the modality embedding and upstream features; the same model
     for every strategy); `--layers 1` runs the page transformer. One torch thread: two threads
     on two busy cores were 6x slower. The grid holds the SMAR weights the issue names: the single-modal
-    weight beta and the weight of implied pairs against human labels; gamma stays at half a grade.
+    weight beta and the weight of implied supervision (pairs and grade intervals) against human
+    labels; gamma stays at half a grade.
     A grid point that cannot change the loss (pair_implied for a run without implied pairs) gives
     the same model as its neighbour and is not trained twice.
     """
@@ -133,8 +137,8 @@ class TrainingSpec:
     hidden: int = 32
     layers: int = 0
     heads: int = 2
-    epochs: int = 12
-    patience: int = 3
+    epochs: int = 40
+    patience: int = 8
     lr: float = 3e-3
     batch_size: int = 16
     val_fraction: float = 0.2  # of the labelled TRAIN queries; the held-out ones are never seen
@@ -170,14 +174,28 @@ class RunResult:
     reused_from: float | None = None
 
 
-def search_share(spec: WorldSpec) -> float:
-    """iso_anchor's share of the budget kept for comparisons: the expected cost of one query's
-    searches against that of its top-band page, so the budget buys whole queries (page, then
-    searches) rather than pages whose searches cannot be paid.
+# iso_anchor's budget policies: how a budget is spread over queries.
+BREADTH_FIRST = "breadth_first"
+PER_QUERY = "per_query"
+POLICIES = (BREADTH_FIRST, PER_QUERY)
 
-    Per query: one page of top_band x M grades; M-1 searches, each with about two anchors (the
-    grades present in the reference top band) and ceil(log2(tail + 1)) probes per anchor.
+
+def search_share(spec: WorldSpec, policy: str = BREADTH_FIRST) -> float:
+    """iso_anchor's share of the budget kept for comparisons before any page is planned.
+
+    `breadth_first` (the default, and what the product does: planned pages reserve the budget):
+    nothing is kept; the top band of every training query is bought first, and the searches get
+    what is left. Measured on the default world, breadth matters most at small budgets: labelled
+    queries teach the reranker more than deeper labels on fewer queries.
+    `per_query`: the expected cost of one query's searches against that of its top-band page, so
+    the budget buys whole queries (page, then searches). Per query: one page of top_band x M
+    grades; M-1 searches, each with about two anchors (the grades present in the reference top
+    band) and ceil(log2(tail + 1)) probes per anchor.
     """
+    if policy == BREADTH_FIRST:
+        return 0.0
+    if policy != PER_QUERY:
+        raise ValueError(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
     page = spec.top_band * spec.modalities * spec.grade_cost
     tail = max(spec.items_per_modality - spec.top_band, 0)
     probes = (spec.modalities - 1) * 2 * math.ceil(math.log2(tail + 1))
@@ -355,6 +373,7 @@ def run_once(
     spec: WorldSpec,
     training: TrainingSpec,
     annotator,
+    policy: str = BREADTH_FIRST,
 ) -> RunResult:
     """One (strategy, budget, seed, single_modal) run: the loop in a transaction that is rolled
     back afterwards (the stored world stays as it was), then tuning, training and measuring."""
@@ -368,9 +387,10 @@ def run_once(
             seed_world.truth, project.max_grade, grade_noise=spec.grade_noise,
             compare_noise=spec.compare_noise, seed=seed,
         )  # fmt: skip
+        share = search_share(spec, policy)
         page_cap = (
-            (budget_cost * Decimal(str(1.0 - search_share(spec)))).quantize(Decimal("0.01"))
-            if strategy == "iso_anchor"
+            (budget_cost * Decimal(str(1.0 - share))).quantize(Decimal("0.01"))
+            if strategy == "iso_anchor" and share > 0
             else None
         )
         first_pass_complete = drive_loop(
@@ -405,6 +425,7 @@ class SimulationPlan:
     single_modal: Sequence[bool] = (True,)
     world: WorldSpec = field(default_factory=WorldSpec)
     training: TrainingSpec = field(default_factory=TrainingSpec)
+    policy: str = BREADTH_FIRST  # iso_anchor's budget policy
 
 
 def simulate(
@@ -448,6 +469,7 @@ def simulate(
                                 seed_world, strategy=strategy, budget=budget, seed=seed,
                                 single_modal=single_modal, spec=plan.world,
                                 training=plan.training, annotator=annotator,
+                                policy=plan.policy,
                             )  # fmt: skip
                             if run.is_saturated:
                                 saturated = run
@@ -550,7 +572,8 @@ def summarise(
         "world": {
             **asdict(plan.world),
             "train_queries": plan.world.train_queries,
-            "iso_anchor_search_share": search_share(plan.world),
+            "iso_anchor_policy": plan.policy,
+            "iso_anchor_search_share": search_share(plan.world, plan.policy),
             "seeds": plan.seeds,
         },
         "training": asdict(plan.training),

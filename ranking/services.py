@@ -21,7 +21,7 @@ from django.db.models import Max, Min
 from django.utils import timezone
 from PIL import Image
 
-from active_selection.models import PairSource, PreferencePair
+from active_selection.models import ImpliedGrade, PairSource, PreferencePair
 from labeling.models import Item, Project, Query, Split
 from labeling.selectors import budget_status, human_grades
 from labeling.services import recompute_upstream_ranks
@@ -237,6 +237,9 @@ def project_pages(*, project: Project, split: str, query_ids=None) -> list[Train
             query_id__in=list(query_vectors), source__in=[PairSource.HUMAN, PairSource.IMPLIED]
         ).values_list("query_id", "better_id", "worse_id", "source"):
             pairs_by_query[query_id].append((better, worse, source))
+    intervals = (
+        implied_grade_intervals(query_ids=list(query_vectors)) if split == Split.TRAIN else {}
+    )
     modality_index = {m: i for i, m in enumerate(project.modalities)}
     pages = []
     for query_id, items in sorted(items_by_query.items()):
@@ -267,10 +270,32 @@ def project_pages(*, project: Project, split: str, query_ids=None) -> list[Train
                 ],
                 item_ids=[row[0] for row in items],
                 image_dim=image_dim,
+                grade_intervals=np.array(
+                    [intervals.get(row[0], (-1, -1)) for row in items], dtype=np.int64
+                )
+                if any(row[0] in intervals for row in items)
+                else None,
             )
         )
     assert all(p.features.shape[1] == text_dim + image_dim + 3 for p in pages)
     return pages
+
+
+def implied_grade_intervals(*, query_ids) -> dict[int, tuple[int, int]]:
+    """Each searched item's implied grade interval; where two searches bound the same item, their
+    intersection, and nothing where they disagree (an empty intersection is a contradiction)."""
+    bounds: dict[int, tuple[int, int]] = {}
+    disagreeing: set[int] = set()
+    rows = ImpliedGrade.objects.filter(item__query_id__in=query_ids).values_list(
+        "item_id", "low", "high"
+    )
+    for item_id, low, high in rows.iterator():
+        if item_id in bounds:
+            low, high = max(low, bounds[item_id][0]), min(high, bounds[item_id][1])
+            if low > high:
+                disagreeing.add(item_id)
+        bounds[item_id] = (low, high)
+    return {item: bound for item, bound in bounds.items() if item not in disagreeing}
 
 
 def _split_validation(pages: list[TrainPage], fraction: float, seed: int) -> tuple[list, list]:

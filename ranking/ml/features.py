@@ -144,6 +144,9 @@ class TrainPage:
     grades: np.ndarray  # (n,) int, -1 = unknown
     pairs: list[PreferencePair] = field(default_factory=list)
     item_ids: list | None = None
+    # (n, 2) int: the grade interval [low, high] an anchor search implies for an item, (-1, -1)
+    # where none; None when the page has no implied grades at all.
+    grade_intervals: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.features = np.asarray(self.features, dtype=np.float32)
@@ -160,6 +163,13 @@ class TrainPage:
         for pair in self.pairs:
             if not (0 <= pair.better < n and 0 <= pair.worse < n) or pair.better == pair.worse:
                 raise ValueError(f"page of query {self.query_id!r}: bad pair {pair}")
+        if self.grade_intervals is not None:
+            self.grade_intervals = np.asarray(self.grade_intervals, dtype=np.int64).reshape(-1, 2)
+            if len(self.grade_intervals) != n:
+                raise ValueError(f"page of query {self.query_id!r}: arrays differ in length")
+            known = self.grade_intervals[:, 0] >= 0
+            if (self.grade_intervals[known, 0] > self.grade_intervals[known, 1]).any():
+                raise ValueError(f"page of query {self.query_id!r}: an interval with low > high")
 
     @classmethod
     def from_items(
@@ -176,6 +186,7 @@ class TrainPage:
         pairs: Sequence[PreferencePair] = (),
         item_ids: list | None = None,
         image_dim: int | None = None,
+        grade_intervals: np.ndarray | None = None,
     ) -> TrainPage:
         """A page from per-item arrays (one row per Item of the query)."""
         modalities = np.asarray(modalities, dtype=np.int64)
@@ -205,6 +216,7 @@ class TrainPage:
             grades=np.full(n, UNKNOWN_GRADE) if grades is None else grades,
             pairs=list(pairs),
             item_ids=item_ids,
+            grade_intervals=grade_intervals,
         )
 
 
@@ -236,9 +248,17 @@ class PageTargets:
     pair_worse: torch.Tensor  # (P,) long
     pair_weight: torch.Tensor  # (P,) float
     pair_source: torch.Tensor  # (P,) long: index into PAIR_SOURCES
+    # (B, L) long: implied grade interval of an item without a grade; -1 where there is none.
+    grade_low: torch.Tensor | None = None
+    grade_high: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> PageTargets:
-        return PageTargets(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
+        return PageTargets(
+            *(
+                None if getattr(self, f) is None else getattr(self, f).to(device)
+                for f in self.__dataclass_fields__
+            )
+        )
 
 
 def collate_pages(pages: Sequence[TrainPage]) -> PageBatch:
@@ -269,11 +289,14 @@ def collate_targets(pages: Sequence[TrainPage]) -> PageTargets:
     width = max(page.features.shape[0] for page in pages)
     grades = np.full((len(pages), width), UNKNOWN_GRADE, dtype=np.int64)
     ranks = np.full((len(pages), width), -1, dtype=np.int64)
+    intervals = np.full((len(pages), width, 2), -1, dtype=np.int64)
     pair_rows: list[tuple[int, int, int, float, int]] = []
     for row, page in enumerate(pages):
         n = page.features.shape[0]
         grades[row, :n] = page.grades
         ranks[row, :n] = page.upstream_ranks
+        if page.grade_intervals is not None:
+            intervals[row, :n] = page.grade_intervals
         pair_rows.extend(
             (row, p.better, p.worse, p.weight, PAIR_SOURCES.index(p.source)) for p in page.pairs
         )
@@ -286,4 +309,6 @@ def collate_targets(pages: Sequence[TrainPage]) -> PageTargets:
         pair_worse=torch.from_numpy(pair_array[:, 2].astype(np.int64)),
         pair_weight=torch.from_numpy(pair_array[:, 3].astype(np.float32)),
         pair_source=torch.from_numpy(pair_array[:, 4].astype(np.int64)),
+        grade_low=torch.from_numpy(intervals[:, :, 0].copy()) if (intervals >= 0).any() else None,
+        grade_high=torch.from_numpy(intervals[:, :, 1].copy()) if (intervals >= 0).any() else None,
     )

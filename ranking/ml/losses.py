@@ -23,6 +23,9 @@ class LossWeights:
     pair_implied: float = 0.3
     # Same-modality pairs from upstream order are already covered by the single-modal term.
     pair_upstream: float = 0.0
+    # Implied grade intervals (what an anchor search says of every searched item): as cheap and
+    # as noisy as implied pairs, weighted like them unless set.
+    interval: float | None = None
     # Hinge margin, on the grade scale (scores are expected grades): half a grade.
     gamma: float = 0.5
     default_beta: float = 0.1
@@ -31,6 +34,10 @@ class LossWeights:
 
     def beta_for(self, modality: int) -> float:
         return self.beta.get(int(modality), self.default_beta)
+
+    @property
+    def interval_weight(self) -> float:
+        return self.pair_implied if self.interval is None else self.interval
 
     def pair_weight(self, source: str) -> float:
         return {
@@ -74,6 +81,22 @@ def grade_cross_entropy(logits: torch.Tensor, grades: torch.Tensor) -> torch.Ten
     if not bool(known.any()):
         return logits.sum() * 0.0
     return F.cross_entropy(logits[known], grades[known])
+
+
+def interval_likelihood(
+    logits: torch.Tensor, low: torch.Tensor, high: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor | None:
+    """Mean negative log-probability that the grade lies in [low, high], over masked items.
+
+    An interval-censored label: the search says "between grades 1 and 2" and the grade head
+    is asked for exactly that, no more. None when no item has an interval.
+    """
+    if not bool(mask.any()):
+        return None
+    grade = torch.arange(logits.shape[-1], device=logits.device)
+    inside = (grade >= low.unsqueeze(-1)) & (grade <= high.unsqueeze(-1))
+    log_p = logits.log_softmax(dim=-1).masked_fill(~inside, float("-inf"))
+    return -torch.logsumexp(log_p[mask], dim=-1).mean()
 
 
 def pairwise_hinge(
@@ -121,6 +144,14 @@ def smar_loss(
         if mle is not None:
             total = total + weights.listmle * mle
             parts["listmle"] = float(mle.detach())
+
+    if weights.interval_weight and targets.grade_low is not None:
+        # Only where no human grade is known: a grade says more than an interval.
+        censored = (targets.grade_low >= 0) & (targets.grades < 0) & batch.mask
+        nll = interval_likelihood(logits, targets.grade_low, targets.grade_high, censored)
+        if nll is not None:
+            total = total + weights.interval_weight * nll
+            parts["interval"] = float(nll.detach())
 
     for code, source in enumerate(PAIR_SOURCES):
         weight = weights.pair_weight(source)

@@ -153,3 +153,28 @@ def test_sweep_recovers_follow_up_work_whose_message_was_lost(world):
     assert sweep_project(project=project)["recorded"] == 1
     assert Task.objects.filter(kind=TaskKind.COMPARE).count() == 2, "the next probe was created"
     assert sweep_project(project=project) == {"recorded": 0, "searches_started": 0}, "idempotent"
+
+
+def test_training_pages_carry_the_intersection_of_implied_grade_intervals(world):
+    from ranking.services import implied_grade_intervals
+
+    project, truth, *_ = world
+    query = Query.objects.get()
+    items = list(Item.objects.filter(query=query, modality="image").order_by("upstream_rank"))
+    first = AnchorSearch.objects.create(
+        project=project, query=query, reference_modality="text", other_modality="image", state={}
+    )
+    second = AnchorSearch.objects.create(
+        project=project, query=query, reference_modality="video", other_modality="image", state={}
+    )
+    ImpliedGrade.objects.bulk_create([
+        ImpliedGrade(project=project, search=first, item=items[0], low=1, high=4),
+        ImpliedGrade(project=project, search=second, item=items[0], low=0, high=2),
+        ImpliedGrade(project=project, search=first, item=items[1], low=3, high=4),
+        ImpliedGrade(project=project, search=second, item=items[1], low=0, high=1),  # disagrees
+        ImpliedGrade(project=project, search=first, item=items[2], low=0, high=0),
+    ])  # fmt: skip
+    assert implied_grade_intervals(query_ids=[query.pk]) == {
+        items[0].pk: (1, 2),
+        items[2].pk: (0, 0),
+    }

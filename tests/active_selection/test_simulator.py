@@ -46,8 +46,12 @@ def test_simulate_writes_results_with_the_required_keys_and_a_png_plot(run, tmp_
     }
     assert results["full_ndcg10"] == full["ndcg10_mean"]
     assert results["cost_to_match_full"]["full"] <= 1.0
-    iso = next(r for r in results["results"] if r["strategy"] == "iso_anchor")
-    assert iso["judgments"]["compare"] > 0, "iso_anchor spends part of its budget on the searches"
+    iso = {r["budget"]: r for r in results["results"] if r["strategy"] == "iso_anchor"}
+    # Breadth first: a budget below the top bands of all queries buys pages only...
+    assert iso[0.2]["judgments"]["compare"] == 0
+    # ...and what is left after them goes to the searches.
+    assert iso[1.0]["judgments"]["compare"] > 0, "iso_anchor spends the rest on the searches"
+    assert iso[1.0]["supervision"]["pairs_implied"] > 0
     assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not Project.objects.exists(), "the simulated projects are removed"
 
@@ -68,4 +72,8 @@ def test_no_strategy_spends_more_than_its_budget(run):
 def test_search_share_keeps_what_one_query_s_searches_cost():
     spec = simulator.WorldSpec(modalities=3, items_per_modality=10, top_band=3, compare_cost=0.5)
     # one page of 9 grades; 2 searches x 2 anchors x 3 probes x 0.5 = 6
-    assert simulator.search_share(spec) == pytest.approx(6 / 15)
+    assert simulator.search_share(spec, simulator.PER_QUERY) == pytest.approx(6 / 15)
+    # The product's policy: pages for the whole budget first, searches with what is left.
+    assert simulator.search_share(spec) == simulator.search_share(spec, "breadth_first") == 0.0
+    with pytest.raises(ValueError, match="unknown policy"):
+        simulator.search_share(spec, "deepest_first")

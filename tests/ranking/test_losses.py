@@ -11,6 +11,7 @@ from ranking.ml.features import PageBatch, PageTargets
 from ranking.ml.losses import (
     LossWeights,
     grade_cross_entropy,
+    interval_likelihood,
     list_mle,
     pairwise_hinge,
     smar_loss,
@@ -185,3 +186,50 @@ def test_loss_weights_give_implied_pairs_less_weight_than_human_ones_by_default(
     weights = LossWeights()
     assert 0 < weights.pair_implied < weights.pair_human
     assert np.isclose(weights.beta_for(7), weights.default_beta)
+
+
+def test_interval_likelihood_of_a_one_grade_interval_is_the_cross_entropy():
+    logits = torch.randn(2, 4, 5)
+    grades = torch.tensor([[0, 3, 4, 1], [2, 2, 0, 1]])
+    mask = torch.ones(2, 4, dtype=torch.bool)
+    nll = interval_likelihood(logits, grades, grades, mask)
+    assert float(nll) == pytest.approx(float(grade_cross_entropy(logits, grades)), rel=1e-5)
+
+
+def test_interval_likelihood_asks_only_for_the_interval():
+    logits = torch.zeros(1, 2, 5, requires_grad=True)
+    low, high = torch.tensor([[0, 1]]), torch.tensor([[4, 2]])
+    mask = torch.tensor([[True, True]])
+    nll = interval_likelihood(logits, low, high, mask)
+    # Item 0's interval is every grade (no information: -log 1); item 1's holds 2 of 5 grades.
+    assert float(nll) == pytest.approx((0.0 - math.log(2 / 5)) / 2, rel=1e-5)
+    nll.backward()
+    assert torch.allclose(logits.grad[0, 0], torch.zeros(5), atol=1e-7)
+    grad = logits.grad[0, 1]
+    assert (grad[1:3] < 0).all() and (grad[[0, 3, 4]] > 0).all(), "mass moves into [1, 2]"
+    assert interval_likelihood(logits, low, high, torch.zeros(1, 2, dtype=torch.bool)) is None
+
+
+def test_smar_loss_uses_intervals_only_where_no_grade_is_known():
+    scores = torch.zeros(1, 3)
+    logits = torch.randn(1, 3, 5)
+    batch = PageBatch(
+        torch.zeros(1, 3, 4),
+        torch.ones(1, 3, dtype=torch.bool),
+        torch.zeros(1, 3, dtype=torch.long),
+    )
+    empty = torch.zeros(0, dtype=torch.long)
+    targets = PageTargets(
+        grades=torch.tensor([[2, -1, -1]]), upstream_ranks=torch.tensor([[0, 1, 2]]),
+        pair_page=empty, pair_better=empty, pair_worse=empty,
+        pair_weight=torch.zeros(0), pair_source=empty,
+        grade_low=torch.tensor([[0, 0, -1]]), grade_high=torch.tensor([[0, 0, -1]]),
+    )  # fmt: skip
+    weights = LossWeights(ce=0, listmle=0, single_modal=False, interval=1.0)
+    _, parts = smar_loss(RerankerOutput(logits, scores), batch, targets, weights)
+    # Item 0 has a grade (its interval is ignored), item 2 no interval: only item 1 counts.
+    expected = -float(logits[0, 1].log_softmax(-1)[0])
+    assert parts["interval"] == pytest.approx(expected, rel=1e-5)
+    _, parts = smar_loss(RerankerOutput(logits, scores), batch, targets, LossWeights(
+        ce=0, listmle=0, single_modal=False, interval=0.0))  # fmt: skip
+    assert "interval" not in parts

@@ -63,6 +63,10 @@ class Command(BaseCommand):
             "--compare-cost", type=float, default=None, help="in grades (default 0.5)"
         )
         parser.add_argument("--epochs", type=int, default=None)
+        parser.add_argument(
+            "--policy", default=simulator.BREADTH_FIRST, choices=simulator.POLICIES,
+            help="how iso_anchor spreads the budget over queries (default: breadth_first)",
+        )  # fmt: skip
         parser.add_argument("--layers", type=int, default=None, help="page transformer layers (0)")
 
     def handle(self, *args, **options):
@@ -104,6 +108,7 @@ class Command(BaseCommand):
         plan = simulator.SimulationPlan(
             strategies=strategies, budgets=budgets, seeds=options["seeds"],
             single_modal=_switches(options["single_modal"]), world=spec, training=training,
+            policy=options["policy"],
         )  # fmt: skip
         results = simulator.simulate(plan, progress=lambda line: self.stdout.write(line))
         if estimated is not None:

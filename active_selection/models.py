@@ -28,6 +28,9 @@ class AnchorSearch(models.Model):
     state = models.JSONField()
     probes_answered = models.PositiveIntegerField(default=0)
     contradictions = models.PositiveIntegerField(default=0)
+    # How much the search is expected to find: the relevant items of B's graded top band (a
+    # modality rich in the top band is rich below it). Its probes are asked richest first.
+    informativeness = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

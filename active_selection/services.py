@@ -34,7 +34,7 @@ from ranking.services import maybe_queue_retrain
 
 from . import search as pure
 from .models import AnchorSearch, ImpliedGrade, PairSource, PreferencePair, ProbeTask
-from .strategies import PAGE_PRIORITY, REASK_PRIORITY, SEARCH_PRIORITY, QueryItems, plan_pages
+from .strategies import PAGE_PRIORITY, REASK_PRIORITY, QueryItems, plan_pages, search_priority
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +162,12 @@ def start_searches(*, query: Query) -> list[AnchorSearch]:
         if not anchors or not tail:
             continue
         state = pure.QuerySearch.start(anchors, tail, max_grade=project.max_grade).to_state()
+        relevant_above = sum(
+            1 for pk, modality, _ in items if modality == other and grades.get(pk, 0) > 0
+        )
         search, created = AnchorSearch.objects.get_or_create(
             query=query, reference_modality=reference, other_modality=other,
-            defaults={"project": project, "state": state},
+            defaults={"project": project, "state": state, "informativeness": relevant_above},
         )  # fmt: skip
         if created:
             _store_upstream_pairs(project, query, [pk for pk, m, _ in items if m == other])
@@ -210,7 +213,9 @@ def advance_search(*, search_id: int) -> Task | None:
             project=project, dedupe_key=f"probe:{search.pk}:{step}",
             defaults={
                 "kind": TaskKind.COMPARE, "anchor": anchor, "other_id": probe.b_item_id, "reason": reason[:300],
-                "priority": REASK_PRIORITY if probe.is_reask else SEARCH_PRIORITY,
+                "priority": REASK_PRIORITY
+                if probe.is_reask
+                else search_priority(search.informativeness),
             },
         )  # fmt: skip
         if created:

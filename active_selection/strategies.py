@@ -13,6 +13,13 @@ from dataclasses import dataclass
 PAGE_PRIORITY = 100  # candidate pages go first: their grades are the anchors of every search
 SEARCH_PRIORITY = 50
 REASK_PRIORITY = 80  # a contradiction blocks its search until the re-ask is answered
+MAX_SEARCH_BONUS = REASK_PRIORITY - SEARCH_PRIORITY - 1
+
+
+def search_priority(informativeness: int) -> int:
+    """Probes of the searches most likely to find relevant items first: when the budget runs out,
+    the searches left undone are those that would mostly have confirmed grade 0."""
+    return SEARCH_PRIORITY + min(max(informativeness, 0), MAX_SEARCH_BONUS)
 
 
 @dataclass(frozen=True)

@@ -178,3 +178,31 @@ def test_training_pages_carry_the_intersection_of_implied_grade_intervals(world)
         items[0].pk: (1, 2),
         items[2].pk: (0, 0),
     }
+
+
+def test_probes_of_searches_likely_to_find_relevant_items_are_asked_first(project, make_user):
+    project.top_band, project.page_size, project.budget = 3, 6, Decimal("1000")
+    project.save()
+    truth = make_world(project, queries=2)
+    ann1 = make_user("ann1")
+    poor = Query.objects.get(external_id="q1")
+    for item in Item.objects.filter(query=poor, modality="image"):
+        truth[item.pk] = 0  # nothing relevant in this query's images
+    services.create_page_tasks(project=project)
+    for page_task in Task.objects.filter(kind=TaskKind.GRADE_PAGE):
+        services.handle_judgment(judgment_id=judge(page_task, ann1, truth=truth).pk)
+    searches = {s.query_id: s for s in AnchorSearch.objects.all()}
+    assert searches[poor.pk].informativeness == 0
+    rich = [s for q, s in searches.items() if q != poor.pk]
+    assert rich and all(s.informativeness == 3 for s in rich)  # image ranks 1-3: grades 4, 3, 3
+    first = Task.objects.filter(kind=TaskKind.COMPARE).order_by("-priority", "id").first()
+    assert first.anchor.query_id != poor.pk, "the rich search's probe goes first"
+    assert Task.objects.get(anchor__query=poor, kind=TaskKind.COMPARE).priority < first.priority
+
+
+def test_search_priority_stays_between_searches_and_re_asks():
+    from active_selection.strategies import REASK_PRIORITY, SEARCH_PRIORITY, search_priority
+
+    assert search_priority(0) == SEARCH_PRIORITY
+    assert search_priority(2) == SEARCH_PRIORITY + 2
+    assert SEARCH_PRIORITY < search_priority(10**6) < REASK_PRIORITY

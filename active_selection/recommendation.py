@@ -166,8 +166,7 @@ def run_project_simulation(*, report_id: int) -> SimulationReport | None:
         results["like_project"] = {"project": report.project.slug, "estimated": estimated}
         _save(
             report_id, status=SimulationReport.Status.DONE, results=_plain(results),
-            recommended_strategy=results.get("cheapest_to_match_full") or "",
-            runs_done=total, runs_total=total,
+            recommended_strategy=recommended_in(results), runs_done=total, runs_total=total,
         )  # fmt: skip
     finally:
         services_log.setLevel(level)
@@ -184,8 +183,16 @@ def record_finished_simulation(
     return SimulationReport.objects.create(
         project=project, status=SimulationReport.Status.DONE, runs_done=runs, runs_total=runs,
         results=_plain(results), estimated=_plain(estimated or {}),
-        recommended_strategy=results.get("cheapest_to_match_full") or "",
+        recommended_strategy=recommended_in(results),
     )  # fmt: skip
+
+
+def recommended_in(results: dict) -> str:
+    """The strategy a results file recommends (the cheapest within `simulator.NEAR_FULL` of full
+    annotation's NDCG@10); files written before that field fall back to the strict match."""
+    if "recommended" in results:
+        return results["recommended"] or ""
+    return results.get("cheapest_to_match_full") or ""
 
 
 def apply_recommendation(*, project: Project, report: SimulationReport) -> str:
@@ -276,11 +283,19 @@ def report_summary(*, report: SimulationReport) -> dict[str, Any]:
         else ""
     )
     if recommended:
-        cost = (results.get("cost_to_match_full") or {}).get(recommended)
-        sentence = (
-            f"{_label(recommended)} reaches full annotation's quality at "
-            f"{_percent(cost or 0.0)} of its cost."
-        )
+        strict = (results.get("cost_to_match_full") or {}).get(recommended)
+        near = (results.get("cost_to_near_full") or {}).get(recommended)
+        if strict is not None and (near is None or strict <= near):
+            sentence = (
+                f"{_label(recommended)} reaches full annotation's quality at "
+                f"{_percent(strict)} of its cost."
+            )
+        else:
+            share = results.get("near_full", simulator.NEAR_FULL)
+            sentence = (
+                f"{_label(recommended)} comes within {_percent(1 - share)} of full annotation's "
+                f"NDCG@10 ({full:.3f}) at {_percent(near or 0.0)} of its cost."
+            )
         if recommended == "full" and closest:
             sentence += f" No cheaper strategy matched it; {closest_text}"
     elif full is None:

@@ -199,3 +199,30 @@ def test_simulate_like_project_stores_a_done_report_and_prints_the_recommendatio
     text = out.getvalue()
     assert f"Recommendation for '{shaped.slug}': use {report.recommended_strategy}" in text
     assert f"Stored as simulation report {report.pk}" in text
+
+
+def test_a_report_recommends_a_strategy_within_one_percent_of_full_and_says_so(db):
+    from active_selection.models import SimulationReport
+    from active_selection.recommendation import recommended_in, report_summary
+    from labeling.models import Project
+
+    project = Project.objects.create(slug="near", name="Near", modalities=["text", "image"])
+    rows = [
+        {"strategy": s, "budget": b, "single_modal": True, "ndcg10_mean": n, "ndcg10_std": 0.0,
+         "cost_fraction": b, "judgments": {}}
+        for s, b, n in (("iso_anchor", 0.45, 0.887), ("top_p", 0.3, 0.880), ("full", 1.0, 0.8955))
+    ]  # fmt: skip
+    results = {
+        "results": rows, "full_ndcg10": 0.8955, "baselines": {}, "near_full": 0.99,
+        "cost_to_match_full": {"iso_anchor": None, "top_p": None, "full": 1.0},
+        "cost_to_near_full": {"iso_anchor": 0.45, "top_p": None, "full": 1.0},
+        "cheapest_to_match_full": "full", "recommended": "iso_anchor",
+    }  # fmt: skip
+    assert recommended_in(results) == "iso_anchor"
+    assert recommended_in({"cheapest_to_match_full": "full"}) == "full"  # an older file
+    report = SimulationReport.objects.create(
+        project=project, status=SimulationReport.Status.DONE, results=results,
+        recommended_strategy=recommended_in(results),
+    )  # fmt: skip
+    sentence = report_summary(report=report)["sentence"]
+    assert "within 1% of full annotation's NDCG@10 (0.895) at 45% of its cost" in sentence

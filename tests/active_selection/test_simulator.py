@@ -77,3 +77,26 @@ def test_search_share_keeps_what_one_query_s_searches_cost():
     assert simulator.search_share(spec) == simulator.search_share(spec, "breadth_first") == 0.0
     with pytest.raises(ValueError, match="unknown policy"):
         simulator.search_share(spec, "deepest_first")
+
+
+def _run(strategy: str, budget: float, ndcg10: float) -> simulator.RunResult:
+    return simulator.RunResult(
+        strategy=strategy, budget=budget, seed=0, single_modal=True, ndcg10=ndcg10, cost=budget,
+        cost_fraction=budget, judgments={}, supervision={}, chosen={}, val_ndcg10=ndcg10,
+        seconds=0.0, is_saturated=False,
+    )  # fmt: skip
+
+
+def test_the_recommendation_is_the_cheapest_strategy_within_one_percent_of_full():
+    plan = simulator.SimulationPlan(strategies=("iso_anchor", "top_p", "full"), seeds=1)
+    runs = [
+        _run("full", 1.0, 0.900), _run("full", 0.3, 0.80),
+        _run("top_p", 0.3, 0.890), _run("top_p", 0.2, 0.880),  # 98.9%, 97.8% of full
+        _run("iso_anchor", 0.3, 0.8915), _run("iso_anchor", 0.5, 0.905),  # 99.1%, above full
+    ]  # fmt: skip
+    results = simulator.summarise(plan, runs, [{}], seconds=1.0)
+    assert results["cost_to_match_full"] == {"iso_anchor": 0.5, "top_p": None, "full": 1.0}
+    assert results["cost_to_near_full"] == {"iso_anchor": 0.3, "top_p": None, "full": 1.0}
+    assert results["cheapest_to_match_full"] == results["recommended"] == "iso_anchor"
+    runs = [r for r in runs if r.strategy != "iso_anchor"]
+    assert simulator.summarise(plan, runs, [{}], seconds=1.0)["recommended"] == "full"

@@ -130,11 +130,19 @@ class Command(BaseCommand):
             if best
             else "No strategy reached full annotation's NDCG@10 at the budgets tried."
         )
+        advised = results["recommended"]
+        self.stdout.write(
+            f"Recommended: {advised}, within {1 - simulator.NEAR_FULL:.0%} of full annotation's "
+            f"NDCG@10 at {results['cost_to_near_full'][advised]:.0%} of its cost"
+            if advised
+            else "Recommended: none (no strategy came within "
+            f"{1 - simulator.NEAR_FULL:.0%} of full annotation's NDCG@10)."
+        )
         if project is not None:
             report = recommendation.record_finished_simulation(
                 project=project, results=results, estimated=estimated
             )
-            self.stdout.write(self._recommendation_line(project, best))
+            self.stdout.write(self._recommendation_line(project, report.recommended_strategy))
             self.stdout.write(
                 f"Stored as simulation report {report.pk}: the lead's settings page shows it."
             )

@@ -534,10 +534,16 @@ class _Question:
 
     def __post_init__(self) -> None:
         self.first_seq = self.answers[0].seq
-        self.is_closed = (
-            len(self.answers) >= self.anchor.max_answers or self.position in self.anchor.waived
-        )
         counts = Counter(answer.outcome for answer in self.answers)
+        # Two annotators who agree close a question: when it still contradicts another, the
+        # contradiction is in B's upstream order (truth is not monotone along it), which no
+        # further answer can mend; asking a third time would only spend the budget.
+        is_confirmed = len(self.answers) >= 2 and len(counts) == 1
+        self.is_closed = (
+            len(self.answers) >= self.anchor.max_answers
+            or self.position in self.anchor.waived
+            or is_confirmed
+        )
         self.strength = max(counts.values())
         leaders = [outcome for outcome, count in counts.items() if count == self.strength]
         if len(leaders) == 1:

@@ -431,6 +431,43 @@ def test_confirmed_contradiction_reasks_the_older_weaker_answer() -> None:
     assert search.lo == 6
 
 
+def test_a_contradiction_two_annotators_confirm_on_each_side_is_not_asked_a_third_time() -> None:
+    # Truth not monotone along B (the upstream order put B[5] below a less relevant B[3]).
+    search = AnchorSearch(anchor_id="a", anchor_grade=2, b_item_ids=b_list(7))
+    search.record(Outcome.ANCHOR_BETTER, position=3, annotator="ann0")
+    search.record(Outcome.B_BETTER, position=5, annotator="ann1")
+    search.record(Outcome.B_BETTER, position=5, annotator="ann2")  # confirmed: closed
+    assert search.pending_reask is not None and search.pending_reask.position == 3
+    search.record(Outcome.ANCHOR_BETTER, position=3, annotator="ann3")  # confirmed too
+    # Both answers stand with two votes each: the order of B is wrong, not an annotator, so
+    # the trust order decides (the older question is kept) and the search goes on.
+    assert search.pending_reask is None
+    assert len(search.contradictions) >= 1
+    probe = search.next_probe()
+    assert probe is None or not probe.is_reask
+
+
+@core
+@given(
+    r_grades=r_grade_lists,
+    b_grades=st.lists(grades, max_size=12),  # any order: truth need not be monotone along B
+)
+def test_truthful_answers_ask_no_question_more_than_twice_whatever_b_s_order(
+    r_grades: list[int], b_grades: list[int]
+) -> None:
+    search = start(r_grades, b_grades)
+    answered: dict[tuple, int] = {}
+
+    def oracle(probe: Probe, anchor_grade: int) -> tuple[Outcome, str | None]:
+        key = (probe.anchor_id, probe.b_position)
+        answered[key] = answered.get(key, 0) + 1
+        return truthful(anchor_grade, b_grades[probe.b_position]), f"ann{answered[key]}"
+
+    run(search, oracle)
+    assert search.is_done
+    assert max(answered.values(), default=0) <= 2
+
+
 def test_contradiction_across_anchors_is_reported_and_reasked() -> None:
     search = QuerySearch.start(
         [Anchor("hi", 3, 4), Anchor("low", 1, 9)], b_list(5), max_grade=MAX_GRADE, max_answers=3

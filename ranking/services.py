@@ -363,6 +363,21 @@ def supervision_count(*, project: Project) -> dict[str, int]:
     }
 
 
+def _supervision_upper_bound(project: Project) -> int:
+    """At least `sum(supervision_count(...).values())`, from plain counts on indexed keys: every
+    grade row of the project (an item graded twice counts twice, gold items too), adjudications,
+    and human and implied pairs."""
+    from labeling.models import Adjudication, ItemGrade
+
+    return (
+        ItemGrade.objects.filter(judgment__project=project).count()
+        + Adjudication.objects.filter(item__project=project).count()
+        + PreferencePair.objects.filter(
+            project=project, source__in=[PairSource.HUMAN, PairSource.IMPLIED]
+        ).count()
+    )
+
+
 def _claim_training(project: Project, celery_task_id: str) -> RerankerVersion | None:
     """Create this project's one `training` version row, or take over our own after a redelivery.
 
@@ -515,6 +530,10 @@ def maybe_queue_retrain(*, project: Project) -> bool:
     if not ItemEmbedding.objects.filter(item__project=project).exists():
         return False
     used = latest.labels_used if latest else 0
+    # Counting graded items takes every item's median grade; most judgments leave the total far
+    # from the threshold, which three plain counts (never below that total) already show.
+    if _supervision_upper_bound(project) - used < project.retrain_threshold:
+        return False
     if sum(supervision_count(project=project).values()) - used < project.retrain_threshold:
         return False
     from . import tasks

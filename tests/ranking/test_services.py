@@ -86,3 +86,20 @@ def test_rerank_command_writes_a_trec_run(graded_world, tmp_path):
     qid, q0, docid, rank, score, tag = lines[0].split()
     assert (q0, rank) == ("Q0", "1") and tag.startswith("pagewise-v")
     float(score)
+
+
+def test_retrain_is_queued_exactly_when_new_supervision_passes_the_threshold(
+    graded_world, django_capture_on_commit_callbacks
+):
+    project = graded_world
+    total = sum(services.supervision_count(project=project).values())
+    assert total > 0
+    assert services._supervision_upper_bound(project) >= total
+    project.retrain_threshold = total + 1
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert services.maybe_queue_retrain(project=project) is False
+    assert callbacks == []
+    project.retrain_threshold = total
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert services.maybe_queue_retrain(project=project) is True
+    assert len(callbacks) == 1

@@ -100,3 +100,19 @@ def test_the_recommendation_is_the_cheapest_strategy_within_one_percent_of_full(
     assert results["cheapest_to_match_full"] == results["recommended"] == "iso_anchor"
     runs = [r for r in runs if r.strategy != "iso_anchor"]
     assert simulator.summarise(plan, runs, [{}], seconds=1.0)["recommended"] == "full"
+
+
+def test_runs_that_bought_the_same_labels_share_one_training(run, monkeypatch):
+    calls = []
+    real = simulator.train_and_measure
+
+    def counting(train_pages, *args, **kwargs):
+        calls.append(simulator.supervision_fingerprint(train_pages))
+        return real(train_pages, *args, **kwargs)
+
+    monkeypatch.setattr(simulator, "train_and_measure", counting)
+    results = run("--strategies", "iso_anchor,top_p,random", "--budgets", "0.2")
+    # Below the cost of every top band, iso_anchor and top_p buy the same pages: one training.
+    assert len(calls) == len(set(calls)) == 2
+    by_strategy = {r["strategy"]: r for r in results["results"]}
+    assert by_strategy["iso_anchor"]["ndcg10_mean"] == by_strategy["top_p"]["ndcg10_mean"]

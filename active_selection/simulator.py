@@ -210,9 +210,10 @@ def search_share(spec: WorldSpec, policy: str = BREADTH_FIRST) -> float:
 
 
 def _next_open_task(project: Project) -> Task | None:
-    # Pages first (their grades are the anchors); then comparisons query by query, so that the
-    # searches of one query finish before the next query's start: a budget that runs out leaves
-    # at most a few searches unfinished, and an unfinished search yields no pairs.
+    # Pages first (their grades are the anchors); then comparisons by priority (richest searches
+    # first) and, within one priority, query by query, so that the searches of one query finish
+    # before the next query's start: a budget that runs out leaves at most a few searches
+    # unfinished, and an unfinished search yields no pairs.
     return (
         Task.objects.filter(project=project, status=TaskStatus.OPEN)
         .select_related("page", "project")
@@ -585,33 +586,28 @@ def summarise(
         r for r in rows if r["strategy"] == "full" and r["single_modal"] and r["budget"] == 1.0
     ] or [r for r in rows if r["strategy"] == "full" and r["budget"] == 1.0]
     full_ndcg10 = full_rows[0]["ndcg10_mean"] if full_rows else None
-    cost_to_match = {}
-    for strategy in plan.strategies:
-        reached = [
-            r["cost_fraction"]
-            for r in rows
-            if r["strategy"] == strategy
-            and r["single_modal"]
-            and full_ndcg10 is not None
-            and r["ndcg10_mean"] is not None
-            and r["ndcg10_mean"] >= full_ndcg10 - 1e-12
-        ]
-        cost_to_match[strategy] = min(reached) if reached else None
-    cost_to_near = {
-        strategy: min(
-            (
-                r["cost_fraction"]
-                for r in rows
-                if r["strategy"] == strategy
-                and r["single_modal"]
-                and full_ndcg10 is not None
-                and r["ndcg10_mean"] is not None
-                and r["ndcg10_mean"] >= NEAR_FULL * full_ndcg10 - 1e-12
-            ),
-            default=None,
-        )
-        for strategy in plan.strategies
-    }
+
+    def cost_to_reach(level: float | None) -> dict[str, float | None]:
+        """Per strategy, the smallest cost fraction whose mean NDCG@10 (single-modal on) reaches
+        `level`."""
+        return {
+            strategy: min(
+                (
+                    r["cost_fraction"]
+                    for r in rows
+                    if r["strategy"] == strategy
+                    and r["single_modal"]
+                    and level is not None
+                    and r["ndcg10_mean"] is not None
+                    and r["ndcg10_mean"] >= level - 1e-12
+                ),
+                default=None,
+            )
+            for strategy in plan.strategies
+        }
+
+    cost_to_match = cost_to_reach(full_ndcg10)
+    cost_to_near = cost_to_reach(None if full_ndcg10 is None else NEAR_FULL * full_ndcg10)
     baseline_names = sorted({k for b in baselines for k in b})
     return {
         "world": {

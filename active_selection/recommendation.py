@@ -366,6 +366,10 @@ def _world_note(world: dict, estimated: dict) -> str:
         )
         if estimated.get("tau_b_against_gold_grades") is None:
             note += " (a prior: too few graded items per list to measure it)"
+        if estimated.get("embedding_noise") is not None:
+            note += f", embedding noise {estimated['embedding_noise']:.2f}"
+        else:
+            note += ", embedding noise a prior (no embedded gold items)"
     else:
         note += "; no graded gold items yet, so the grade mix and upstream quality are priors"
     seeds = world.get("seeds")

@@ -36,7 +36,7 @@ from labeling.models import (
     TaskKind,
     TaskStatus,
 )
-from ranking.ml.features import TrainPage
+from ranking.ml.features import SCALAR_FEATURES, TrainPage
 from ranking.ml.losses import LossWeights
 from ranking.ml.model import RerankerConfig
 from ranking.ml.synthetic import WorldConfig, make_world
@@ -93,6 +93,10 @@ class WorldSpec:
     # Embeddings: 32 dimensions and the synthetic world's noise (informative but noisy); each
     # modality shows relevance its own way.
     embedding_dim: int = 32
+    # Noise of the grade signal in the embeddings (text and image, along the direction that shows
+    # relevance; synthetic.WorldConfig): 0.2 is the synthetic world's default, where a grade step
+    # moves the signal by 0.25. Raise it to simulate encoders that see relevance less well.
+    embedding_noise: float = 0.2
 
     @property
     def train_queries(self) -> int:
@@ -110,6 +114,8 @@ class WorldSpec:
             text_dim=self.embedding_dim,
             image_dim=self.embedding_dim,
             relevant_share=self.relevant_share,
+            text_noise=self.embedding_noise,
+            image_noise=self.embedding_noise,
             positive_grade_probs=tuple(self.positive_grade_probs),
             upstream_tau=self.upstream_tau,
             per_modality_image_direction=True,
@@ -765,7 +771,68 @@ def world_like(project: Project, base: WorldSpec | None = None) -> tuple[WorldSp
             tau_b_against_gold_grades=measured_tau,
             upstream_tau=spec.upstream_tau,
         )
+        cosine_tau = _gold_cosine_tau(project)
+        if cosine_tau is not None:
+            spec = replace(spec, embedding_noise=_world_noise_for(cosine_tau, spec))
+            estimated.update(
+                cosine_tau_b_against_gold_grades=cosine_tau, embedding_noise=spec.embedding_noise
+            )
     return spec, estimated
+
+
+def _cosine_grade_tau(pages: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> float | None:
+    """Mean tau-b, per query and modality, of the query-item cosine against the grades.
+
+    `pages` holds (cosines, modalities, grades) per query; items without a grade are -1.
+    """
+    from scipy.stats import kendalltau
+
+    taus = []
+    for cosines, modalities, grades in pages:
+        for modality in np.unique(modalities):
+            idx = (modalities == modality) & (grades >= 0)
+            if idx.sum() >= 3 and len(set(grades[idx].tolist())) > 1 and np.ptp(cosines[idx]) > 0:
+                tau = kendalltau(cosines[idx], grades[idx]).statistic
+                if not math.isnan(tau):
+                    taus.append(tau)
+    return float(np.mean(taus)) if taus else None
+
+
+def _gold_cosine_tau(project: Project) -> float | None:
+    """How well the project's own embeddings see relevance: the query-item cosine (a feature the
+    reranker reads) against the gold grades. None without embedded gold items."""
+    try:
+        pages = project_pages(project=project, split=Split.GOLD)
+    except ValueError:  # nothing embedded yet
+        return None
+    cosine = SCALAR_FEATURES.index("query_cosine") - len(SCALAR_FEATURES)
+    return _cosine_grade_tau([(p.features[:, cosine], p.modalities, p.grades) for p in pages])
+
+
+def _world_noise_for(measured: float, spec: WorldSpec) -> float:
+    """The world's embedding noise whose cosine tau-b against grades matches the measured one."""
+    candidates = (0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.5, 2.0)
+    measured_by_noise = []
+    for noise in candidates:
+        config = replace(replace(spec, embedding_noise=noise).world_config(0), n_queries=60)
+        measured_by_noise.append(
+            _cosine_grade_tau(
+                [
+                    (
+                        q.text_embs
+                        @ q.query_emb
+                        / np.maximum(
+                            np.linalg.norm(q.text_embs, axis=1) * np.linalg.norm(q.query_emb), 1e-12
+                        ),
+                        q.modalities,
+                        q.grades,
+                    )
+                    for q in make_world(config).queries
+                ]
+            )  # fmt: skip
+        )
+    gaps = [abs(m - measured) if m is not None else math.inf for m in measured_by_noise]
+    return float(candidates[int(np.argmin(gaps))])
 
 
 def _graded_tau(spec: WorldSpec, world_tau: float) -> float:

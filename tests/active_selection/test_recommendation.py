@@ -48,6 +48,25 @@ def test_world_like_estimates_relevant_share_and_upstream_tau_from_gold_grades(s
     assert 0.5 <= spec.upstream_tau <= 0.95
 
 
+@pytest.mark.parametrize("noise", [0.2, 1.0])
+def test_world_like_estimates_the_embedding_noise_from_embedded_gold_items(db, noise):
+    # A generated world stored as a project (embeddings in the cache, gold grades on held-out
+    # queries): the estimate finds the noise it was made with, to the neighbouring grid step.
+    spec = simulator.WorldSpec(queries=30, heldout_queries=20, embedding_noise=noise)
+    world = simulator.store_seed_world(spec, 0, label="noise")
+    got, estimated = simulator.world_like(world.project)
+    assert estimated["embedding_noise"] == got.embedding_noise
+    grid = (0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.5, 2.0)
+    assert abs(grid.index(got.embedding_noise) - grid.index(noise)) <= 1
+    assert (estimated["cosine_tau_b_against_gold_grades"] > 0.4) == (noise < 0.5)
+
+
+def test_world_like_keeps_the_embedding_noise_prior_without_embeddings(shaped):
+    spec, estimated = simulator.world_like(shaped)
+    assert spec.embedding_noise == simulator.WorldSpec().embedding_noise
+    assert "embedding_noise" not in estimated
+
+
 def test_the_plan_caps_a_large_project_s_queries_and_keeps_its_shape(shaped, monkeypatch):
     monkeypatch.setattr(recommendation, "MAX_QUERIES", 16)
     plan, estimated = recommendation.project_plan(project=shaped)

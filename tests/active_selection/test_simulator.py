@@ -59,8 +59,9 @@ def test_simulate_writes_results_with_the_required_keys_and_a_png_plot(run, tmp_
 def test_no_strategy_spends_more_than_its_budget(run):
     results = run(
         "--strategies", "iso_anchor,top_p,random,full", "--budgets", "0.05,0.15",
-        "--single-modal", "on,off",
+        "--single-modal", "on,off", "--embedding-noise", "0.5",
     )  # fmt: skip
+    assert results["world"]["embedding_noise"] == 0.5
     assert {(r["strategy"], r["single_modal"]) for r in results["results"]} == {
         (s, m) for s in simulator.STRATEGIES for m in (True, False)
     }

@@ -57,6 +57,10 @@ class Command(BaseCommand):
         parser.add_argument("--modalities", type=int, default=None, choices=[1, 2, 3])
         parser.add_argument("--upstream-tau", type=float, default=None)
         parser.add_argument("--relevant-share", type=float, default=None)
+        parser.add_argument(
+            "--embedding-noise", type=float, default=None,
+            help=f"noise of the grade signal in the embeddings ({defaults.embedding_noise})",
+        )  # fmt: skip
         parser.add_argument("--grade-noise", type=float, default=None)
         parser.add_argument("--compare-noise", type=float, default=None)
         parser.add_argument(
@@ -83,6 +87,7 @@ class Command(BaseCommand):
             "modalities": options["modalities"],
             "upstream_tau": options["upstream_tau"],
             "relevant_share": options["relevant_share"],
+            "embedding_noise": options["embedding_noise"],
             "grade_noise": options["grade_noise"],
             "compare_noise": options["compare_noise"],
             "compare_cost": options["compare_cost"],

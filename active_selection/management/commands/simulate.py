@@ -71,7 +71,12 @@ class Command(BaseCommand):
             "--policy", default=simulator.BREADTH_FIRST, choices=simulator.POLICIES,
             help="how iso_anchor spreads the budget over queries (default: breadth_first)",
         )  # fmt: skip
-        parser.add_argument("--layers", type=int, default=None, help="page transformer layers (0)")
+        parser.add_argument(
+            "--layers",
+            type=int,
+            default=None,
+            help="page transformer layers (1; 0 = the item tower alone)",
+        )
 
     def handle(self, *args, **options):
         spec, estimated, project = simulator.WorldSpec(), None, None

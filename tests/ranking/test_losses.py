@@ -202,7 +202,7 @@ def test_interval_likelihood_asks_only_for_the_interval():
     mask = torch.tensor([[True, True]])
     nll = interval_likelihood(logits, low, high, mask)
     # Item 0's interval is every grade (no information: -log 1); item 1's holds 2 of 5 grades.
-    assert float(nll) == pytest.approx((0.0 - math.log(2 / 5)) / 2, rel=1e-5)
+    assert nll.item() == pytest.approx((0.0 - math.log(2 / 5)) / 2, rel=1e-5)
     nll.backward()
     assert torch.allclose(logits.grad[0, 0], torch.zeros(5), atol=1e-7)
     grad = logits.grad[0, 1]

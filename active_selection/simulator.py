@@ -658,23 +658,33 @@ def write_plot(results: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 5))
     colours = {"iso_anchor": "tab:red", "top_p": "tab:blue", "random": "tab:green", "full": "k"}
     strategies = list(dict.fromkeys(r["strategy"] for r in results["results"]))
-    # Strategies that buy the same labels draw the same points (iso_anchor is top_p below the cost
-    # of every top band): earlier ones are drawn wider underneath, so both stay visible.
+
+    def points(strategy: str, single_modal: bool) -> list[dict]:
+        return sorted(
+            (
+                r
+                for r in results["results"]
+                if r["strategy"] == strategy
+                and r["single_modal"] == single_modal
+                and r["ndcg10_mean"] is not None
+            ),
+            key=lambda r: r["cost_fraction"],
+        )
+
+    def xy(rows: list[dict]) -> set[tuple[float, float]]:
+        return {(round(r["cost_fraction"], 6), round(r["ndcg10_mean"], 6)) for r in rows}
+
     for order, strategy in enumerate(strategies):
-        width = 1.2 + 1.0 * (len(strategies) - 1 - order)
         for single_modal in (True, False):
-            rows = sorted(
-                (
-                    r
-                    for r in results["results"]
-                    if r["strategy"] == strategy
-                    and r["single_modal"] == single_modal
-                    and r["ndcg10_mean"] is not None
-                ),
-                key=lambda r: r["cost_fraction"],
-            )
+            rows = points(strategy, single_modal)
             if not rows:
                 continue
+            # Strategies that buy the same labels draw the same points (iso_anchor is top_p below
+            # the cost of every top band): the one drawn first is drawn wider, so both show.
+            under = sum(
+                1 for later in strategies[order + 1 :] if xy(points(later, single_modal)) & xy(rows)
+            )
+            width = 1.5 + 2.0 * under
             ax.errorbar(
                 [r["cost_fraction"] for r in rows], [r["ndcg10_mean"] for r in rows],
                 yerr=[r["ndcg10_std"] or 0.0 for r in rows], marker="o", capsize=3,

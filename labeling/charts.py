@@ -248,19 +248,19 @@ def lines_chart(
         color = escape(line.color or PALETTE[i % len(PALETTE)])
         dash = ' stroke-dasharray="6 3"' if line.is_dashed else ""
         ordered = sorted(line.points)
-        # Series that share points (one strategy buying what another buys) would hide each other:
-        # earlier series are drawn wider underneath, so every one stays visible.
-        under = len(series) - 1 - i
+        # A series whose points a later one repeats (one strategy buying what another buys)
+        # would be hidden under it: it is drawn wider, so both stay visible.
+        under = sum(1 for later in series[i + 1 :] if set(later.points) & set(line.points))
         if len(ordered) > 1:
             path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in ordered)
             parts.append(
                 f'<polyline class="series" points="{path}" fill="none" stroke="{color}" '
-                f'stroke-width="{2 + 1.5 * under:g}"{dash}><title>{escape(line.label)}</title>'
+                f'stroke-width="{2 + 2 * under:g}"{dash}><title>{escape(line.label)}</title>'
                 "</polyline>"
             )
         for x, y in ordered:
             parts.append(
-                f'<circle class="point" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="{3.5 + under:g}" '
+                f'<circle class="point" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="{3.5 + 1.5 * under:g}" '
                 f'fill="{color}"><title>{escape(line.label)}: {escape(_fmt(y))} at '
                 f"{escape(_fmt(x))}{escape(x_unit)}</title></circle>"
             )

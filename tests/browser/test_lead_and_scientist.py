@@ -15,6 +15,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from active_selection.models import SimulationReport
 from labeling.models import (
     CandidatePage,
     CompareOutcome,
@@ -22,11 +23,13 @@ from labeling.models import (
     Judgment,
     PageSlot,
     Project,
+    Strategy,
     Task,
     TaskKind,
     TaskStatus,
 )
 from ranking.models import RerankerVersion
+from tests.labeling.lead_factories import simulation_results
 
 from .chromium import CHROMIUM_ARGS, SCREENSHOTS
 
@@ -163,5 +166,46 @@ def test_lead_sees_dashboard_charts_and_scientist_downloads_qrels(
     assert labels[(qid, slots[0])] == 3 and labels[(qid, slots[1])] == 1  # lower median of 2, 1
     gold = project.items.filter(query__split="gold", gold_grade__isnull=False).count()
     assert len(rows) == 8 + gold
+    assert errors == []
+    context.close()
+
+
+def test_lead_watches_a_simulation_move_then_applies_what_it_recommends(live_server, chromium):
+    call_command("load_demo", stdout=io.StringIO())
+    project = Project.objects.get(slug="demo")
+    Project.objects.filter(pk=project.pk).update(strategy=Strategy.RANDOM)
+    report = SimulationReport.objects.create(
+        project=project, status=SimulationReport.Status.RUNNING, runs_done=3, runs_total=24
+    )
+    context, page, errors = log_in(chromium, live_server, "lead", "pagewise-lead")
+    page.goto(f"{live_server.url}/projects/demo/settings/")
+    bar = page.locator("#simulate [role=progressbar]")
+    assert bar.get_attribute("aria-valuenow") == "3"
+    assert page.text_content("#simulate-count") == "3 of 24"
+
+    # The worker stores its progress; the card polls for it and moves the bar without a reload.
+    SimulationReport.objects.filter(pk=report.pk).update(runs_done=12)
+    page.wait_for_function(
+        "document.querySelector('#simulate [role=progressbar]').getAttribute('aria-valuenow') === '12'"
+    )
+    assert page.text_content("#simulate-count") == "12 of 24"
+    assert bar.locator("span").evaluate("span => span.style.width") == "50%"
+
+    # When it ends, the card reloads itself with the curve and the recommendation.
+    SimulationReport.objects.filter(pk=report.pk).update(
+        status=SimulationReport.Status.DONE, runs_done=24,
+        recommended_strategy=Strategy.ISO_ANCHOR, results=simulation_results(),
+    )  # fmt: skip
+    page.wait_for_selector("#simulate-chart svg", timeout=20_000)
+    assert page.locator("#simulate-chart svg polyline.series").count() == 4
+    assert "20%" in page.text_content("#simulate-verdict")
+    page.screenshot(path=SCREENSHOTS / "lead-simulation.png", full_page=True)
+    apply = page.locator("#simulate button", has_text="Apply")
+    apply.click()
+    page.wait_for_load_state()
+    page.wait_for_selector("#simulate")
+    project.refresh_from_db()
+    assert project.strategy == Strategy.ISO_ANCHOR
+    assert page.locator("#simulate button", has_text="Apply").count() == 0
     assert errors == []
     context.close()

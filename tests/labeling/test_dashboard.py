@@ -118,6 +118,24 @@ def test_charts_are_svg_with_escaped_text():
     assert tree.find(f".//{ns}line[@class='baseline']").get("stroke-dasharray")
 
 
+def test_a_line_whose_points_a_later_line_repeats_is_drawn_wider_so_both_show():
+    shared = [(0.1, 0.5), (0.3, 0.8)]
+    svg = charts.lines_chart(
+        [
+            charts.Series("iso_anchor", [*shared, (0.45, 0.79)]),
+            charts.Series("top_p", shared),
+            charts.Series("random", [(0.1, 0.4), (0.3, 0.6)]),
+        ],
+        title="t", x_label="cost", y_label="ndcg",
+    )  # fmt: skip
+    ns = "{http://www.w3.org/2000/svg}"
+    widths = [
+        float(line.get("stroke-width"))
+        for line in ElementTree.fromstring(svg).findall(f".//{ns}polyline")
+    ]
+    assert widths[0] > widths[1] == widths[2]
+
+
 def test_dashboard_page_shows_charts_and_empty_states(client, project, small, make_user):
     lead = make_user("boss", role="lead", project=project)
     client.force_login(lead)

@@ -6,7 +6,7 @@ class ActiveSelectionConfig(AppConfig):
     verbose_name = "Active selection"
 
     def ready(self) -> None:
-        from labeling.signals import judgment_recorded
+        from labeling.signals import items_imported, judgment_recorded, project_settings_changed
 
         from . import tasks
 
@@ -14,6 +14,15 @@ class ActiveSelectionConfig(AppConfig):
             # Sent after the judgment's commit, so the worker always finds it.
             tasks.judgment_recorded.delay(judgment_id)
 
+        def queue_page_planning(sender, project_id: int, **kwargs) -> None:
+            # New queries, or settings (budget, strategy, band) that allow more pages: plan the
+            # candidate pages the budget pays for. Planning twice creates a page once.
+            tasks.create_page_tasks.delay(project_id)
+
         judgment_recorded.connect(
             queue_follow_up, dispatch_uid="active_selection.judgment_recorded"
+        )
+        items_imported.connect(queue_page_planning, dispatch_uid="active_selection.items_imported")
+        project_settings_changed.connect(
+            queue_page_planning, dispatch_uid="active_selection.project_settings_changed"
         )

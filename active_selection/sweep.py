@@ -5,7 +5,18 @@ from __future__ import annotations
 
 from django.db.models import Exists, OuterRef
 
-from labeling.models import Judgment, Project, Strategy, Task, TaskKind, TaskStatus
+from labeling.models import (
+    CandidatePage,
+    Judgment,
+    Project,
+    Query,
+    Split,
+    Strategy,
+    Task,
+    TaskKind,
+    TaskStatus,
+)
+from labeling.selectors import budget_status
 from ranking.services import maybe_queue_retrain
 
 from . import services
@@ -13,7 +24,9 @@ from .models import AnchorSearch, ProbeTask
 
 
 def sweep_project(*, project: Project) -> dict[str, int]:
-    """Record compare answers not yet in their search; start searches of fully graded queries."""
+    """Record compare answers not yet in their search; start searches of fully graded queries;
+    plan pages for training queries without one while the budget pays for a grade (a lost
+    planning message, or budget the searches left unspent)."""
     unrecorded = ProbeTask.objects.filter(search__project=project, is_recorded=False).filter(
         Exists(Judgment.objects.filter(task_id=OuterRef("task_id")))
     )
@@ -35,5 +48,11 @@ def sweep_project(*, project: Project) -> dict[str, int]:
         project=project, status=AnchorSearch.Status.OPEN
     ).values_list("pk", flat=True):
         services.advance_search(search_id=search_id)
+    planned = 0
+    unplanned = Query.objects.filter(project=project, split=Split.TRAIN).exclude(
+        Exists(CandidatePage.objects.filter(query_id=OuterRef("pk")))
+    )
+    if unplanned.exists() and budget_status(project=project)["left"] >= project.grade_cost:
+        planned = services.create_page_tasks(project=project)
     maybe_queue_retrain(project=project)
-    return {"recorded": recorded, "searches_started": started}
+    return {"recorded": recorded, "searches_started": started, "pages_planned": planned}

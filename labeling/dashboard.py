@@ -32,6 +32,7 @@ from .models import (
     TaskKind,
 )
 from .selectors import budget_status
+from .signals import project_settings_changed
 
 THROUGHPUT_WINDOW = timedelta(hours=24)
 
@@ -422,6 +423,9 @@ def update_project_settings(*, project: Project, changes: dict[str, Any]) -> Pro
     locked.save(update_fields=SETTINGS_FIELDS)
     for name in SETTINGS_FIELDS:
         setattr(project, name, getattr(locked, name))
+    transaction.on_commit(
+        lambda: project_settings_changed.send(sender=Project, project_id=locked.pk)
+    )
     return locked
 
 

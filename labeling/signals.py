@@ -8,3 +8,7 @@ judgment_recorded = Signal()
 
 # Sent after an import's transaction commits, with project_id.
 items_imported = Signal()
+
+# Sent after a lead's settings change commits (budget, strategy, band, ...), with project_id.
+# Receivers re-plan work the new settings allow (e.g. pages a raised budget can now pay for).
+project_settings_changed = Signal()

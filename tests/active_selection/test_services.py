@@ -152,7 +152,61 @@ def test_sweep_recovers_follow_up_work_whose_message_was_lost(world):
     judge(probe_task, ann2, truth=truth)  # its follow-up is lost too
     assert sweep_project(project=project)["recorded"] == 1
     assert Task.objects.filter(kind=TaskKind.COMPARE).count() == 2, "the next probe was created"
-    assert sweep_project(project=project) == {"recorded": 0, "searches_started": 0}, "idempotent"
+    assert sweep_project(project=project) == {
+        "recorded": 0,
+        "searches_started": 0,
+        "pages_planned": 0,
+    }, "idempotent"
+
+
+def test_sweep_plans_pages_for_queries_without_one_while_the_budget_pays(project):
+    from active_selection.sweep import sweep_project
+
+    make_world(project, queries=3)
+    project.page_size = 6
+    project.budget = Decimal("0.6")  # one page of 6 grades at 0.10
+    project.save()
+    assert sweep_project(project=project)["pages_planned"] == 1  # a lost planning message
+    assert sweep_project(project=project)["pages_planned"] == 0, "the budget is reserved"
+    Project.objects.filter(pk=project.pk).update(budget=Decimal("10"))
+    project.refresh_from_db()
+    assert sweep_project(project=project)["pages_planned"] == 2
+    assert sweep_project(project=project)["pages_planned"] == 0, "every query has its page"
+
+
+def test_an_import_plans_the_candidate_pages(project, django_capture_on_commit_callbacks):
+    import io
+    import json
+
+    from labeling.imports import import_project_file
+
+    project.page_size = 6
+    project.save()
+    records = [{"type": "query", "id": "q1", "text": "red bicycles", "split": "train"}] + [
+        {"type": "item", "query": "q1", "id": f"{modality}{rank}", "modality": modality,
+         "title": f"{modality} {rank}", "text": "about bicycles", "upstream_score": 10 - rank}
+        for modality in ("text", "image") for rank in range(1, 6)
+    ]  # fmt: skip
+    body = "\n".join(json.dumps(r) for r in records).encode()
+    with django_capture_on_commit_callbacks(execute=True):
+        import_project_file(project=project, file=io.BytesIO(body), filename="q.jsonl")
+    task = Task.objects.get(project=project, kind=TaskKind.GRADE_PAGE)
+    assert task.page.slots.count() == 6  # the top band of 3 of each modality
+
+
+def test_a_raised_budget_plans_the_pages_it_now_pays_for(
+    project, django_capture_on_commit_callbacks
+):
+    from labeling.dashboard import update_project_settings
+
+    make_world(project, queries=3)
+    project.page_size = 6
+    project.budget = Decimal("0.6")
+    project.save()
+    assert services.create_page_tasks(project=project) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        update_project_settings(project=project, changes={"budget": Decimal("1.8")})
+    assert Task.objects.filter(project=project, kind=TaskKind.GRADE_PAGE).count() == 3
 
 
 def test_training_pages_carry_the_intersection_of_implied_grade_intervals(world):

@@ -112,3 +112,35 @@ def test_retrain_task_on_the_worker_activates_a_version(celery_worker_process, m
     )
     assert version.status == RerankerVersion.Status.ACTIVE, version.message
     assert version.gold_ndcg10 is not None and 0 < version.gold_ndcg10 <= 1
+
+
+def test_an_import_and_a_raised_budget_get_their_pages_planned_by_the_worker(
+    celery_worker_process,
+):
+    import io
+    import json
+
+    from labeling.dashboard import update_project_settings
+    from labeling.imports import import_project_file
+
+    project = Project.objects.create(
+        slug="planned", name="Planned", modalities=["text", "image"], page_size=6, top_band=3,
+        budget=Decimal("0.6"),  # one page of 6 grades at 0.10
+    )  # fmt: skip
+    records = []
+    for q in range(3):
+        records.append({"type": "query", "id": f"q{q}", "text": f"query {q}", "split": "train"})
+        records += [
+            {"type": "item", "query": f"q{q}", "id": f"q{q}-{m}{r}", "modality": m,
+             "title": f"{m} {r}", "upstream_score": 10 - r}
+            for m in ("text", "image") for r in range(4)
+        ]  # fmt: skip
+    body = "\n".join(json.dumps(record) for record in records).encode()
+    import_project_file(project=project, file=io.BytesIO(body), filename="p.jsonl")
+
+    def pages() -> int:
+        return Task.objects.filter(project=project, kind=TaskKind.GRADE_PAGE).count()
+
+    wait_for(lambda: pages() == 1, what="the worker to plan the page the budget pays for")
+    update_project_settings(project=project, changes={"budget": Decimal("1.8")})
+    wait_for(lambda: pages() == 3, what="the worker to plan the pages a raised budget pays for")

@@ -103,3 +103,34 @@ def test_retrain_is_queued_exactly_when_new_supervision_passes_the_threshold(
     with django_capture_on_commit_callbacks() as callbacks:
         assert services.maybe_queue_retrain(project=project) is True
     assert len(callbacks) == 1
+
+
+def _page(query_id, grades, intervals=None):
+    import numpy as np
+
+    from ranking.ml.features import TrainPage
+
+    n = len(grades)
+    return TrainPage(
+        query_id=query_id, features=np.zeros((n, 4)), modalities=np.zeros(n),
+        upstream_scores=np.arange(n, 0, -1.0), upstream_ranks=np.arange(n), grades=grades,
+        grade_intervals=None if intervals is None else np.array(intervals),
+    )  # fmt: skip
+
+
+def test_a_validation_page_reads_unjudged_items_as_their_implied_low_grade_else_not_relevant():
+    page = _page("q", [3, -1, -1, 1, -1], intervals=[(-1, -1), (2, 4), (-1, -1), (-1, -1), (0, 0)])
+    assert services.validation_page(page).grades.tolist() == [3, 2, 0, 1, 0]
+    assert services.validation_page(_page("q", [2, -1, 0])).grades.tolist() == [2, 0, 0]
+    assert page.grades.tolist() == [3, -1, -1, 1, -1], "the training page is left as it was"
+
+
+def test_the_validation_split_is_stable_and_holds_validation_pages():
+    pages = [_page(f"q{i}", [2, 1, -1]) for i in range(10)]
+    fit, val = services._split_validation(pages, 0.2, seed=0)
+    again_fit, again_val = services._split_validation(pages, 0.2, seed=0)
+    assert [p.query_id for p in val] == [p.query_id for p in again_val]
+    assert len(val) == 2 and len(fit) == 8
+    assert {p.query_id for p in fit}.isdisjoint(p.query_id for p in val)
+    assert all(p.grades.tolist() == [2, 1, 0] for p in val)
+    assert all(p.grades.tolist() == [2, 1, -1] for p in fit)

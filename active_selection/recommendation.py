@@ -371,7 +371,10 @@ def _world_note(world: dict, estimated: dict) -> str:
         else:
             note += ", embedding noise a prior (no embedded gold items)"
     else:
-        note += "; no graded gold items yet, so the grade mix and upstream quality are priors"
+        note += (
+            "; no graded gold items yet, so the grade mix, upstream quality and embedding noise "
+            "are priors"
+        )
     seeds = world.get("seeds")
     return note + (f"; {seeds} seed{'s' if seeds != 1 else ''}." if seeds else ".")
 

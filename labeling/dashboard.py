@@ -32,7 +32,7 @@ from .models import (
     TaskKind,
 )
 from .selectors import budget_status
-from .signals import project_settings_changed
+from .signals import announce, project_settings_changed
 
 THROUGHPUT_WINDOW = timedelta(hours=24)
 
@@ -423,9 +423,7 @@ def update_project_settings(*, project: Project, changes: dict[str, Any]) -> Pro
     locked.save(update_fields=SETTINGS_FIELDS)
     for name in SETTINGS_FIELDS:
         setattr(project, name, getattr(locked, name))
-    transaction.on_commit(
-        lambda: project_settings_changed.send(sender=Project, project_id=locked.pk)
-    )
+    transaction.on_commit(lambda: announce(project_settings_changed, project_id=locked.pk))
     return locked
 
 

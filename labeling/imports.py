@@ -28,7 +28,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import ImportFailed
 from .models import ImportRun, Item, Project, Query, Split
-from .signals import items_imported
+from .signals import announce, items_imported
 
 MAX_PROBLEMS_SHOWN = 50
 MAX_ID_LENGTH = 200
@@ -490,7 +490,7 @@ def _store(
             default_storage.delete(name)
         raise
     # After the commit, so no worker sees an import that was rolled back.
-    transaction.on_commit(lambda: items_imported.send(sender=Project, project_id=project.pk))
+    transaction.on_commit(lambda: announce(items_imported, project_id=project.pk))
     return ImportResult(len(queries), len(items), len(images))
 
 

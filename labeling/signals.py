@@ -1,6 +1,10 @@
 """Signals labeling sends to other apps, so that labeling never imports them."""
 
+import logging
+
 from django.dispatch import Signal
+
+log = logging.getLogger(__name__)
 
 # Sent after the commit of a new judgment (never for a replayed submit), with keyword arguments
 # `judgment_id` and `project_id`. Receivers queue follow-up work (e.g. the active selection engine).
@@ -12,3 +16,12 @@ items_imported = Signal()
 # Sent after a lead's settings change commits (budget, strategy, band, ...), with project_id.
 # Receivers re-plan work the new settings allow (e.g. pages a raised budget can now pay for).
 project_settings_changed = Signal()
+
+
+def announce(signal: Signal, **kwargs) -> None:
+    """Send `signal` after a commit, robustly: what was committed stays committed whatever a
+    receiver does, and a receiver that fails (say, the broker is down) is logged rather than turned
+    into an error for the user; the recovery sweep redoes its work later."""
+    for receiver, result in signal.send_robust(sender=None, **kwargs):
+        if isinstance(result, Exception):
+            log.error("receiver %r failed for %s", receiver, kwargs, exc_info=result)

@@ -299,3 +299,22 @@ def test_import_command_prints_each_problem_and_fails(project, tmp_path, capsys)
         call_command("import_project", project.slug, str(path))
     assert "line 2, field 'modality'" in capsys.readouterr().err
     assert Item.objects.count() == 0
+
+
+def test_an_import_whose_follow_up_cannot_be_queued_is_kept_and_logged(
+    project, django_capture_on_commit_callbacks, caplog
+):
+    from labeling.signals import items_imported
+
+    def broker_down(sender, project_id, **kwargs):
+        raise ConnectionError("broker unreachable")
+
+    items_imported.connect(broker_down, dispatch_uid="test.broker_down")
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            result = import_project_file(project=project, file=jsonl(Q1, text_item()))
+    finally:
+        items_imported.disconnect(dispatch_uid="test.broker_down")
+    assert (result.queries_created, result.items_created) == (1, 1)
+    assert Item.objects.filter(project=project).count() == 1
+    assert "broker unreachable" in caplog.text

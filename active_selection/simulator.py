@@ -659,31 +659,26 @@ def write_plot(results: dict, path: Path) -> None:
     colours = {"iso_anchor": "tab:red", "top_p": "tab:blue", "random": "tab:green", "full": "k"}
     strategies = list(dict.fromkeys(r["strategy"] for r in results["results"]))
 
-    def points(strategy: str, single_modal: bool) -> list[dict]:
-        return sorted(
-            (
-                r
-                for r in results["results"]
-                if r["strategy"] == strategy
-                and r["single_modal"] == single_modal
-                and r["ndcg10_mean"] is not None
-            ),
-            key=lambda r: r["cost_fraction"],
-        )
-
-    def xy(rows: list[dict]) -> set[tuple[float, float]]:
-        return {(round(r["cost_fraction"], 6), round(r["ndcg10_mean"], 6)) for r in rows}
-
+    lines: dict[tuple[str, bool], list[dict]] = {}
+    for r in sorted(results["results"], key=lambda r: r["cost_fraction"]):
+        if r["ndcg10_mean"] is not None:
+            lines.setdefault((r["strategy"], r["single_modal"]), []).append(r)
+    points = {
+        key: {(round(r["cost_fraction"], 6), round(r["ndcg10_mean"], 6)) for r in rows}
+        for key, rows in lines.items()
+    }
     for order, strategy in enumerate(strategies):
         for single_modal in (True, False):
-            rows = points(strategy, single_modal)
+            rows = lines.get((strategy, single_modal))
             if not rows:
                 continue
             # Strategies that buy the same labels draw the same points (iso_anchor is top_p below
             # the cost of every top band): the one drawn first is drawn wider, so both show.
+            mine = points[(strategy, single_modal)]
             under = sum(
-                1 for later in strategies[order + 1 :] if xy(points(later, single_modal)) & xy(rows)
-            )
+                1 for later in strategies[order + 1 :]
+                if mine & points.get((later, single_modal), set())
+            )  # fmt: skip
             width = 1.5 + 2.0 * under
             ax.errorbar(
                 [r["cost_fraction"] for r in rows], [r["ndcg10_mean"] for r in rows],
@@ -720,8 +715,6 @@ def world_like(project: Project, base: WorldSpec | None = None) -> tuple[WorldSp
 
     Returns the spec and what was estimated (with how many gold queries it rests on).
     """
-    from scipy.stats import kendalltau
-
     base = base or WorldSpec()
     modalities = [m for m in project.modalities][: len(MODALITY_NAMES)] or ["text"]
     queries = Query.objects.filter(project=project)
@@ -759,19 +752,19 @@ def world_like(project: Project, base: WorldSpec | None = None) -> tuple[WorldSp
             positive_probs = tuple((positive / positive.sum()).tolist())
         else:
             positive_probs = base.positive_grade_probs
-        groups: dict[tuple[int, str], list[tuple[float, int]]] = {}
+        by_query: dict[int, list[tuple[str, float, int]]] = {}
         for query_id, modality, score, grade in rows:
-            if score is not None:
-                groups.setdefault((query_id, modality), []).append((score, grade))
-        taus = []
-        for values in groups.values():
-            if len(values) >= 3 and len({g for _, g in values}) > 1:
-                tau = kendalltau([s for s, _ in values], [g for _, g in values]).statistic
-                if not math.isnan(tau):
-                    taus.append(tau)
+            by_query.setdefault(query_id, []).append(
+                (modality, np.nan if score is None else score, grade)
+            )
+        lists = [
+            (np.array([r[1] for r in q], dtype=float), np.array([r[0] for r in q]),
+             np.array([r[2] for r in q]))
+            for q in by_query.values()
+        ]  # fmt: skip
         # Tau-b against tied integer grades is lower than the tau against fine relevance the world
         # is generated with; `_world_tau_for` inverts that on a small generated world.
-        measured_tau = float(np.mean(taus)) if taus else None
+        measured_tau = _mean_tau_b(lists)
         spec = replace(
             spec,
             relevant_share=float(np.clip((grades > 0).mean(), 0.02, 0.98)),
@@ -796,19 +789,26 @@ def world_like(project: Project, base: WorldSpec | None = None) -> tuple[WorldSp
     return spec, estimated
 
 
-def _cosine_grade_tau(pages: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> float | None:
-    """Mean tau-b, per query and modality, of the query-item cosine against the grades.
+def _mean_tau_b(
+    lists: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], *, min_items: int = 3
+) -> float | None:
+    """Mean Kendall tau-b, per query and modality, of a score against the grades.
 
-    `pages` holds (cosines, modalities, grades) per query; items without a grade are -1.
+    `lists` holds (scores, modalities, grades) per query; a grade of -1 or a NaN score leaves the
+    item out, and a list needs `min_items` items, 2 grades and 2 scores to count. None if none does.
     """
     from scipy.stats import kendalltau
 
     taus = []
-    for cosines, modalities, grades in pages:
+    for scores, modalities, grades in lists:
         for modality in np.unique(modalities):
-            idx = (modalities == modality) & (grades >= 0)
-            if idx.sum() >= 3 and len(set(grades[idx].tolist())) > 1 and np.ptp(cosines[idx]) > 0:
-                tau = kendalltau(cosines[idx], grades[idx]).statistic
+            idx = (modalities == modality) & (grades >= 0) & ~np.isnan(scores)
+            if (
+                idx.sum() >= min_items
+                and len(set(grades[idx].tolist())) > 1
+                and np.ptp(scores[idx]) > 0
+            ):
+                tau = kendalltau(scores[idx], grades[idx]).statistic
                 if not math.isnan(tau):
                     taus.append(tau)
     return float(np.mean(taus)) if taus else None
@@ -822,53 +822,50 @@ def _gold_cosine_tau(project: Project) -> float | None:
     except ValueError:  # nothing embedded yet
         return None
     cosine = SCALAR_FEATURES.index("query_cosine") - len(SCALAR_FEATURES)
-    return _cosine_grade_tau([(p.features[:, cosine], p.modalities, p.grades) for p in pages])
+    return _mean_tau_b([(p.features[:, cosine], p.modalities, p.grades) for p in pages])
+
+
+def _closest_world(candidates, measured: float, statistic) -> float:
+    """The candidate whose small generated world (60 queries, seed 0) gives the statistic nearest
+    the measured one; `statistic(value)` -> (WorldSpec for the value, the world -> its statistic)."""
+    gaps = []
+    for value in candidates:
+        spec, measure = statistic(value)
+        got = measure(make_world(replace(spec.world_config(0), n_queries=60)))
+        gaps.append(abs(got - measured) if got is not None else math.inf)
+    return float(candidates[int(np.argmin(gaps))])
 
 
 def _world_noise_for(measured: float, spec: WorldSpec) -> float:
     """The world's embedding noise whose cosine tau-b against grades matches the measured one."""
-    candidates = (0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.5, 2.0)
-    measured_by_noise = []
-    for noise in candidates:
-        config = replace(replace(spec, embedding_noise=noise).world_config(0), n_queries=60)
-        measured_by_noise.append(
-            _cosine_grade_tau(
-                [
-                    (
-                        q.text_embs
-                        @ q.query_emb
-                        / np.maximum(
-                            np.linalg.norm(q.text_embs, axis=1) * np.linalg.norm(q.query_emb), 1e-12
-                        ),
-                        q.modalities,
-                        q.grades,
-                    )
-                    for q in make_world(config).queries
-                ]
-            )  # fmt: skip
-        )
-    gaps = [abs(m - measured) if m is not None else math.inf for m in measured_by_noise]
-    return float(candidates[int(np.argmin(gaps))])
 
+    def cosine_tau(world) -> float | None:
+        return _mean_tau_b(
+            [
+                (q.text_embs @ q.query_emb / np.maximum(
+                    np.linalg.norm(q.text_embs, axis=1) * np.linalg.norm(q.query_emb), 1e-12
+                 ), q.modalities, q.grades)
+                for q in world.queries
+            ]
+        )  # fmt: skip
 
-def _graded_tau(spec: WorldSpec, world_tau: float) -> float:
-    from scipy.stats import kendalltau
-
-    config = replace(spec.world_config(0), n_queries=60, upstream_tau=world_tau)
-    taus = []
-    for q in make_world(config).queries:
-        for m in np.unique(q.modalities):
-            idx = q.modalities == m
-            if len(set(q.grades[idx].tolist())) > 1:
-                taus.append(kendalltau(q.upstream_scores[idx], q.grades[idx]).statistic)
-    return float(np.nanmean(taus)) if taus else world_tau
+    noises = (0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0, 1.5, 2.0)
+    return _closest_world(
+        noises, measured, lambda noise: (replace(spec, embedding_noise=noise), cosine_tau)
+    )
 
 
 def _world_tau_for(measured: float, spec: WorldSpec) -> float:
     """The world's upstream tau whose tau-b against integer grades matches the measured one."""
-    candidates = np.round(np.arange(0.05, 0.96, 0.05), 2)
-    graded = [_graded_tau(spec, float(t)) for t in candidates]
-    return float(candidates[int(np.argmin(np.abs(np.asarray(graded) - measured)))])
+
+    def upstream_tau(world) -> float | None:
+        lists = [(q.upstream_scores, q.modalities, q.grades) for q in world.queries]
+        return _mean_tau_b(lists, min_items=2)  # a world may have 2 items per modality
+
+    taus = [round(float(t), 2) for t in np.arange(0.05, 0.96, 0.05)]
+    return _closest_world(
+        taus, measured, lambda tau: (replace(spec, upstream_tau=tau), upstream_tau)
+    )
 
 
 def format_table(results: dict) -> str:

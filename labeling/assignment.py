@@ -7,7 +7,6 @@ an abandoned task returns to the pool by itself; no two annotators can hold the 
 
 from __future__ import annotations
 
-import logging
 import random
 import uuid
 from dataclasses import dataclass
@@ -36,9 +35,7 @@ from .models import (
     TaskStatus,
 )
 from .selectors import role_of
-from .signals import judgment_recorded
-
-log = logging.getLogger(__name__)
+from .signals import announce, judgment_recorded
 
 LEASE_SECONDS = 600
 ANNOTATING_ROLES: tuple[str, ...] = (Role.ANNOTATOR, Role.LEAD)
@@ -354,7 +351,7 @@ def submit_judgment(
             lease_expires_at=None,
         )
         transaction.on_commit(
-            partial(_announce_judgment, judgment_id=judgment.pk, project_id=project.pk)
+            partial(announce, judgment_recorded, judgment_id=judgment.pk, project_id=project.pk)
         )
     return judgment, True
 
@@ -461,18 +458,3 @@ def _as_uuid(value) -> uuid.UUID:
         raise PagewiseError(
             "client_uuid must be a UUID.", fields={"client_uuid": ["invalid"]}
         ) from None
-
-
-def _announce_judgment(*, judgment_id: int, project_id: int) -> None:
-    # Robust: the judgment is committed whatever a receiver does; a receiver that fails (say, the
-    # broker is down) is logged rather than turned into an error for the annotator.
-    for receiver, result in judgment_recorded.send_robust(
-        sender=Judgment, judgment_id=judgment_id, project_id=project_id
-    ):
-        if isinstance(result, Exception):
-            log.error(
-                "judgment_recorded receiver %r failed for judgment %s",
-                receiver,
-                judgment_id,
-                exc_info=result,
-            )

@@ -117,3 +117,19 @@ def test_runs_that_bought_the_same_labels_share_one_training(run, monkeypatch):
     assert len(calls) == len(set(calls)) == 2
     by_strategy = {r["strategy"]: r for r in results["results"]}
     assert by_strategy["iso_anchor"]["ndcg10_mean"] == by_strategy["top_p"]["ndcg10_mean"]
+
+
+@pytest.mark.parametrize(
+    "flag,value,message",
+    [
+        ("--embedding-noise", "-1", "--embedding-noise must be at least 0, not -1"),
+        ("--grade-noise", "1.5", "--grade-noise must be in [0, 1], not 1.5"),
+        ("--upstream-tau", "2", "--upstream-tau must be in [-1, 1], not 2"),
+    ],
+)
+def test_a_world_option_out_of_range_is_refused_with_its_name(db, tmp_path, flag, value, message):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        call_command("simulate", *TINY, flag, value, "--out", str(tmp_path / "r.json"))
+    assert not (tmp_path / "r.json").exists()

@@ -103,6 +103,18 @@ class Command(BaseCommand):
             spec = replace(spec, heldout_queries=max(spec.queries // 4, 1))
         if not 0 < spec.heldout_queries < spec.queries:
             raise CommandError("held-out queries must be fewer than all queries and at least one")
+        ranges = {
+            "--upstream-tau": (spec.upstream_tau, -1.0, 1.0),
+            "--relevant-share": (spec.relevant_share, 0.0, 1.0),
+            "--grade-noise": (spec.grade_noise, 0.0, 1.0),
+            "--compare-noise": (spec.compare_noise, 0.0, 1.0),
+            "--embedding-noise": (spec.embedding_noise, 0.0, float("inf")),
+            "--compare-cost": (spec.compare_cost, 0.0, float("inf")),
+        }
+        for flag, (value, low, high) in ranges.items():
+            if not low <= value <= high:
+                bound = f"at least {low:g}" if high == float("inf") else f"in [{low:g}, {high:g}]"
+                raise CommandError(f"{flag} must be {bound}, not {value:g}")
         training = simulator.TrainingSpec()
         if options["epochs"] is not None:
             training = replace(training, epochs=options["epochs"])

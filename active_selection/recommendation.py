@@ -63,7 +63,7 @@ def project_plan(*, project: Project) -> tuple[simulator.SimulationPlan, dict[st
     )
     plan = simulator.SimulationPlan(
         strategies=STRATEGIES, budgets=BUDGETS, seeds=SEEDS, single_modal=(True,), world=spec,
-        training=TRAINING,
+        training=TRAINING, policy=project.budget_policy,
     )  # fmt: skip
     return plan, estimated
 

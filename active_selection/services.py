@@ -16,6 +16,7 @@ from django.db.models import Count, Q
 
 from labeling import selectors as labeling_selectors
 from labeling.models import (
+    BudgetPolicy,
     CandidatePage,
     CompareOutcome,
     Item,
@@ -34,7 +35,14 @@ from ranking.services import maybe_queue_retrain
 
 from . import search as pure
 from .models import AnchorSearch, ImpliedGrade, PairSource, PreferencePair, ProbeTask
-from .strategies import PAGE_PRIORITY, REASK_PRIORITY, QueryItems, plan_pages, search_priority
+from .strategies import (
+    PAGE_PRIORITY,
+    REASK_PRIORITY,
+    QueryItems,
+    plan_pages,
+    search_priority,
+    search_share,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,19 +80,20 @@ def training_queries(*, project: Project) -> list[QueryItems]:
     ]
 
 
-def create_page_tasks(*, project: Project, seed: int = 0, max_cost: Decimal | None = None) -> int:
+def create_page_tasks(*, project: Project, seed: int = 0) -> int:
     """Plan the project's candidate pages with its strategy and create the ones the budget pays.
 
     Run again, it creates only pages not created before (dedupe keys) while budget remains.
-    `max_cost` caps what this call may commit to pages, so that a strategy can keep part of the
-    budget for comparisons (the simulator's iso_anchor budget policy).
+    Under iso_anchor's `per_query` budget policy, pages leave the searches their share of the
+    budget (`page_allowance`).
     """
     with transaction.atomic():
         # One planner at a time per project: the budget check and the inserts must not interleave.
         Project.objects.select_for_update().filter(pk=project.pk).first()
         left = budget_status(project=project)["left"]
-        if max_cost is not None:
-            left = min(left, max_cost)
+        allowance = page_allowance(project=project)
+        if allowance is not None:
+            left = min(left, allowance)
         max_items = math.floor(left / project.grade_cost) if project.grade_cost > 0 else 10**9
         existing = set(
             Task.objects.filter(project=project, kind=TaskKind.GRADE_PAGE).values_list(
@@ -114,6 +123,56 @@ def create_page_tasks(*, project: Project, seed: int = 0, max_cost: Decimal | No
             )  # fmt: skip
             created += 1
     return created
+
+
+def page_allowance(*, project: Project) -> Decimal | None:
+    """What pages may still commit under the project's budget policy; None: all that is left.
+
+    `per_query` (iso_anchor only) keeps the expected cost of each planned query's searches back
+    from its pages (strategies.search_share), so the budget buys whole queries. Once no page and
+    no search is open any more, nothing is left for the reserve to pay: what remains buys more
+    pages, and their searches.
+    """
+    if project.strategy != Strategy.ISO_ANCHOR or project.budget_policy != BudgetPolicy.PER_QUERY:
+        return None
+    tasks = Task.objects.filter(project=project, kind=TaskKind.GRADE_PAGE)
+    settled = (
+        tasks.exists()
+        and not Task.objects.filter(
+            project=project, status__in=[TaskStatus.OPEN, TaskStatus.LEASED]
+        ).exists()
+        and not AnchorSearch.objects.filter(
+            project=project, status=AnchorSearch.Status.OPEN
+        ).exists()
+    )
+    if settled:
+        return None
+    per_modality = (
+        Item.objects.filter(project=project, query__split=Split.TRAIN)
+        .values("query_id", "modality")
+        .annotate(n=Count("pk"))
+        .values_list("n", flat=True)
+    )
+    counts = list(per_modality)
+    share = search_share(
+        project.budget_policy, top_band=project.top_band, modalities=len(project.modalities),
+        items_per_modality=sum(counts) / len(counts) if counts else 0,
+        grade_cost=float(project.grade_cost), compare_cost=float(project.compare_cost),
+    )  # fmt: skip
+    committed = (
+        sum(
+            (
+                task.slots * task.judgments_required
+                for task in tasks.exclude(status=TaskStatus.CANCELLED).annotate(
+                    slots=Count("page__slots")
+                )
+            ),
+            0,
+        )
+        * project.grade_cost
+    )
+    pages_budget = (project.budget * Decimal(str(1.0 - share))).quantize(Decimal("0.01"))
+    return pages_budget - committed
 
 
 # --- labels ---------------------------------------------------------------------------------

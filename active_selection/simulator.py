@@ -2,8 +2,7 @@
 (database, services, the Celery task run eagerly) over a generated world with known truth, and the
 reranker each budget buys measured on held-out queries.
 
-Owns the default world's priors, the budget policy of iso_anchor, the shared tuning grid, and
-the results file and plot. The world itself is `ranking.ml.synthetic`; storing it and answering
+Owns the default world's priors, the shared tuning grid, and the results file and plot. The world itself is `ranking.ml.synthetic`; storing it and answering
 tasks is `active_selection.simulation`.
 """
 
@@ -43,10 +42,10 @@ from ranking.ml.synthetic import WorldConfig, make_world
 from ranking.ml.trainer import train
 from ranking.services import _split_validation, baseline_metrics, evaluate, project_pages
 
-from . import services
+from . import services, strategies
 from .models import AnchorSearch, PairSource, PreferencePair
 from .simulation import MODALITY_NAMES, SimulatedAnnotator, answer_task, store_world
-from .strategies import plan_pages
+from .strategies import BREADTH_FIRST, PER_QUERY, POLICIES, plan_pages  # noqa: F401 (re-exported)
 
 STRATEGIES = ("iso_anchor", "top_p", "random", "full")
 # What a lead is advised to buy: the cheapest strategy within 1% of full annotation's NDCG@10
@@ -186,33 +185,14 @@ class RunResult:
     reused_from: float | None = None
 
 
-# iso_anchor's budget policies: how a budget is spread over queries.
-BREADTH_FIRST = "breadth_first"
-PER_QUERY = "per_query"
-POLICIES = (BREADTH_FIRST, PER_QUERY)
-
-
 def search_share(spec: WorldSpec, policy: str = BREADTH_FIRST) -> float:
-    """iso_anchor's share of the budget kept for comparisons before any page is planned.
-
-    `breadth_first` (the default, and what the product does: planned pages reserve the budget):
-    nothing is kept; the top band of every training query is bought first, and the searches get
-    what is left. Measured on the default world, breadth matters most at small budgets: labelled
-    queries teach the reranker more than deeper labels on fewer queries.
-    `per_query`: the expected cost of one query's searches against that of its top-band page, so
-    the budget buys whole queries (page, then searches). Per query: one page of top_band x M
-    grades; M-1 searches, each with about two anchors (the grades present in the reference top
-    band) and ceil(log2(tail + 1)) probes per anchor.
-    """
-    if policy == BREADTH_FIRST:
-        return 0.0
-    if policy != PER_QUERY:
-        raise ValueError(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
-    page = spec.top_band * spec.modalities * spec.grade_cost
-    tail = max(spec.items_per_modality - spec.top_band, 0)
-    probes = (spec.modalities - 1) * 2 * math.ceil(math.log2(tail + 1))
-    searches = probes * spec.compare_cost
-    return searches / (page + searches) if page + searches > 0 else 0.0
+    """iso_anchor's share of the budget kept for comparisons in the world `spec`
+    (strategies.search_share)."""
+    return strategies.search_share(
+        policy, top_band=spec.top_band, modalities=spec.modalities,
+        items_per_modality=spec.items_per_modality, grade_cost=spec.grade_cost,
+        compare_cost=spec.compare_cost,
+    )  # fmt: skip
 
 
 def _next_open_task(project: Project) -> Task | None:
@@ -228,17 +208,14 @@ def _next_open_task(project: Project) -> Task | None:
     )
 
 
-def drive_loop(
-    *, project: Project, oracle: SimulatedAnnotator, annotator, seed: int, page_cap: Decimal | None
-) -> bool:
+def drive_loop(*, project: Project, oracle: SimulatedAnnotator, annotator, seed: int) -> bool:
     """Run the labeling loop until no task is open and planning creates nothing more.
 
     Each judgment is followed by what the worker does with it: `handle_judgment`, the service
     the Celery task `judgment_recorded` calls (called here directly: the same code, in process).
-    Returns whether the first page planning was not capped by `page_cap` (needed to call a run
-    saturated).
+    Returns whether the first page planning planned every page (needed to call a run saturated).
     """
-    services.create_page_tasks(project=project, seed=seed, max_cost=page_cap)
+    services.create_page_tasks(project=project, seed=seed)
     pages_first_pass = Task.objects.filter(project=project, kind=TaskKind.GRADE_PAGE).count()
     while True:
         task = _next_open_task(project)
@@ -409,20 +386,16 @@ def run_once(
     project = seed_world.project
     budget_cost = Decimal(str(round(budget * seed_world.full_cost, 2)))
     with transaction.atomic():
-        Project.objects.filter(pk=project.pk).update(strategy=strategy, budget=budget_cost)
+        Project.objects.filter(pk=project.pk).update(
+            strategy=strategy, budget=budget_cost, budget_policy=policy
+        )
         project.refresh_from_db()
         oracle = SimulatedAnnotator(
             seed_world.truth, project.max_grade, grade_noise=spec.grade_noise,
             compare_noise=spec.compare_noise, seed=seed,
         )  # fmt: skip
-        share = search_share(spec, policy)
-        page_cap = (
-            (budget_cost * Decimal(str(1.0 - share))).quantize(Decimal("0.01"))
-            if strategy == "iso_anchor" and share > 0
-            else None
-        )
         first_pass_complete = drive_loop(
-            project=project, oracle=oracle, annotator=annotator, seed=seed, page_cap=page_cap
+            project=project, oracle=oracle, annotator=annotator, seed=seed
         )
         cost, judgments, pairs = _spending(project)
         is_saturated = _is_saturated(project, seed=seed, first_pass_complete=first_pass_complete)

@@ -23,8 +23,8 @@ class ProjectSerializer(serializers.ModelSerializer):
         model = Project
         fields = [
             "slug", "name", "description", "grade_names", "modalities", "page_size", "top_band",
-            "grade_cost", "compare_cost", "currency", "budget", "strategy", "retrain_threshold",
-            "judgments_per_task", "query_count", "item_count", "created_at",
+            "grade_cost", "compare_cost", "currency", "budget", "strategy", "budget_policy",
+            "retrain_threshold", "judgments_per_task", "query_count", "item_count", "created_at",
         ]  # fmt: skip
 
 

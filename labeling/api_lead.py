@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import dashboard, exports, selectors
-from .models import Judgment, Membership, Project, Role, Strategy
+from .models import BudgetPolicy, Judgment, Membership, Project, Role, Strategy
 from .views_lead import export_response
 
 ALL_ROLES = (Role.LEAD, Role.ANNOTATOR, Role.SCIENTIST)
@@ -127,6 +127,12 @@ class ProjectSettingsSerializer(serializers.Serializer):
     )
     budget = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=0)
     strategy = serializers.ChoiceField(choices=Strategy.choices)
+    budget_policy = serializers.ChoiceField(
+        choices=BudgetPolicy.choices,
+        help_text="How the iso-label anchor search spreads the budget over queries: "
+        "breadth_first (the top band of every query first, then searches) or per_query (each "
+        "query's page keeps its searches' expected cost back).",
+    )
     page_size = serializers.IntegerField(min_value=2, max_value=100)
     top_band = serializers.IntegerField(
         min_value=1, max_value=100, help_text="Items per modality from the top of its list."

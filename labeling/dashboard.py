@@ -385,8 +385,8 @@ def adjudicate(*, project: Project, item_id: int, grade: int, decided_by) -> Adj
 # --- settings ---------------------------------------------------------------------------------
 
 SETTINGS_FIELDS = [
-    "grade_names", "grade_cost", "compare_cost", "currency", "budget", "strategy", "page_size",
-    "top_band", "retrain_threshold", "judgments_per_task",
+    "grade_names", "grade_cost", "compare_cost", "currency", "budget", "strategy",
+    "budget_policy", "page_size", "top_band", "retrain_threshold", "judgments_per_task",
 ]  # fmt: skip
 
 

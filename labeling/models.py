@@ -21,6 +21,13 @@ class Strategy(models.TextChoices):
     FULL = "full", "Grade every item"
 
 
+class BudgetPolicy(models.TextChoices):
+    """How iso_anchor spreads the budget over queries (active_selection.strategies.search_share)."""
+
+    BREADTH_FIRST = "breadth_first", "Top bands of every query first, then searches"
+    PER_QUERY = "per_query", "Whole queries: a query's page, then its searches"
+
+
 def default_grade_names() -> list[str]:
     return ["Not relevant", "Marginal", "Relevant", "Highly relevant", "Perfect"]
 
@@ -58,6 +65,12 @@ class Project(models.Model):
     strategy = models.CharField(
         max_length=16, choices=Strategy.choices, default=Strategy.ISO_ANCHOR
     )
+    budget_policy = models.CharField(
+        max_length=16,
+        choices=BudgetPolicy.choices,
+        default=BudgetPolicy.BREADTH_FIRST,
+        help_text="How the iso-label anchor search spreads the budget over queries.",
+    )
     retrain_threshold = models.PositiveIntegerField(
         default=50,
         help_text="New labels (grades + pairs) since the last version that trigger a retrain.",
@@ -81,6 +94,10 @@ class Project(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(strategy__in=Strategy.values), name="project_strategy_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(budget_policy__in=BudgetPolicy.values),
+                name="project_budget_policy_valid",
             ),
         ]
 

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from . import dashboard, errors, exports, selectors
 from .imports import import_project_file
-from .models import ImportRun, Project, Role, Strategy
+from .models import BudgetPolicy, ImportRun, Project, Role, Strategy
 
 LEAD_ONLY = (Role.LEAD,)
 READERS = (Role.LEAD, Role.SCIENTIST)
@@ -75,14 +75,18 @@ def settings_page(request, slug: str):
     values = _settings_initial(project)
     field_errors: dict = {}
     if request.method == "POST":
-        data = {name: request.POST.get(name, "").strip() for name in dashboard.SETTINGS_FIELDS}
-        data["grade_names"] = [
-            line.strip()
-            for line in request.POST.get("grade_names", "").splitlines()
-            if line.strip()
-        ]
-        values = data
-        serializer = ProjectSettingsSerializer(project, data=data)
+        # A field the form did not send keeps its value (a form from before a setting existed).
+        data = {
+            name: request.POST[name].strip()
+            for name in dashboard.SETTINGS_FIELDS
+            if name in request.POST
+        }
+        if "grade_names" in data:
+            data["grade_names"] = [
+                line.strip() for line in data["grade_names"].splitlines() if line.strip()
+            ]
+        values = {**values, **data}
+        serializer = ProjectSettingsSerializer(project, data=data, partial=True)
         if serializer.is_valid():
             try:
                 dashboard.update_project_settings(
@@ -105,6 +109,7 @@ def settings_page(request, slug: str):
         _context(
             request, project, "settings",
             values=values, errors=field_errors, strategies=Strategy.choices,
+            budget_policies=BudgetPolicy.choices,
             simulation=settings_card(project=project),
         ),
     )  # fmt: skip

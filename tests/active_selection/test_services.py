@@ -26,6 +26,7 @@ from labeling.models import (
     TaskKind,
     TaskStatus,
 )
+from labeling.selectors import budget_status
 
 TRUE_TEXT = [4, 3, 2, 1, 0, 0]  # upstream order agrees with truth within a modality
 TRUE_IMAGE = [4, 3, 3, 2, 1, 1, 0, 0, 0, 0]
@@ -96,6 +97,33 @@ def test_no_page_task_is_created_that_the_budget_cannot_pay(project):
     project.page_size = 6
     project.save()
     assert services.create_page_tasks(project=project) == 2
+
+
+def _answer_everything(project: Project, annotator, truth: dict[int, int]) -> None:
+    while task := Task.objects.filter(project=project, status=TaskStatus.OPEN).first():
+        services.handle_judgment(judgment_id=judge(task, annotator, truth=truth).pk)
+
+
+@pytest.mark.parametrize("policy,pages_first", [("breadth_first", 4), ("per_query", 2)])
+def test_the_budget_policy_decides_what_pages_leave_to_the_searches(
+    project, make_user, policy, pages_first
+):
+    truth = make_world(project, queries=4)
+    # A page is 6 grades (0.60); a query's searches are expected to cost 6 comparisons (0.30):
+    # per_query keeps a third of the budget back, so 2.40 buys two pages first, not four.
+    project.page_size, project.budget, project.budget_policy = 6, Decimal("2.40"), policy
+    project.save()
+    assert services.create_page_tasks(project=project) == pages_first
+    if policy == "per_query":
+        assert services.page_allowance(project=project) == Decimal("0.40")
+        _answer_everything(project, make_user("ann1"), truth)
+        assert AnchorSearch.objects.filter(status=AnchorSearch.Status.DONE).count() == 2
+        assert services.page_allowance(project=project) is None, "settled: the rest buys pages"
+        left = budget_status(project=project)["left"]
+        assert services.create_page_tasks(project=project) == int(left // Decimal("0.60")) >= 1
+    project.strategy = "top_p"
+    project.budget_policy = "per_query"
+    assert services.page_allowance(project=project) is None, "a policy of iso_anchor only"
 
 
 @pytest.mark.parametrize("strategy,expected_items", [("full", 16), ("top_p", 6), ("random", 16)])

@@ -70,6 +70,14 @@ def test_no_strategy_spends_more_than_its_budget(run):
         assert row["cost"] > 0, row
 
 
+def test_the_per_query_policy_buys_searches_below_the_cost_of_every_top_band(run):
+    # The project's budget_policy, set by the simulator: the same code as the product plans with.
+    results = run("--strategies", "iso_anchor", "--budgets", "0.2", "--policy", "per_query")
+    (row,) = results["results"]
+    assert results["world"]["iso_anchor_policy"] == "per_query"
+    assert row["judgments"]["compare"] > 0 and row["cost_fraction"] <= 0.2 + 1e-6
+
+
 def test_search_share_keeps_what_one_query_s_searches_cost():
     spec = simulator.WorldSpec(modalities=3, items_per_modality=10, top_band=3, compare_cost=0.5)
     # one page of 9 grades; 2 searches x 2 anchors x 3 probes x 0.5 = 6

@@ -205,6 +205,14 @@ def test_settings_form_validates_with_clear_messages(client, project, make_user)
     project.refresh_from_db()
     assert project.grade_names == ["Bad", "Good"] and project.budget == Decimal("50")
     assert project.judgments_per_task == 2 and project.strategy == "top_p"
+    assert project.budget_policy == "breadth_first", "a field the form did not send keeps its value"
+    form.update(strategy="iso_anchor", budget_policy="deepest_first")
+    html = client.post(url, form).content.decode()
+    assert "is not a valid choice" in html
+    form.update(budget_policy="per_query")
+    assert client.post(url, form).status_code == 302
+    project.refresh_from_db()
+    assert (project.strategy, project.budget_policy) == ("iso_anchor", "per_query")
 
 
 def test_settings_refuse_to_drop_grades_in_use(client, project, small, make_user):

@@ -68,8 +68,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--epochs", type=int, default=None)
         parser.add_argument(
-            "--policy", default=simulator.BREADTH_FIRST, choices=simulator.POLICIES,
-            help="how iso_anchor spreads the budget over queries (default: breadth_first)",
+            "--policy", default=None, choices=simulator.POLICIES,
+            help="how iso_anchor spreads the budget over queries (default: the project's "
+            "budget policy with --like-project, else breadth_first)",
         )  # fmt: skip
         parser.add_argument(
             "--layers",
@@ -130,7 +131,8 @@ class Command(BaseCommand):
         plan = simulator.SimulationPlan(
             strategies=strategies, budgets=budgets, seeds=options["seeds"],
             single_modal=_switches(options["single_modal"]), world=spec, training=training,
-            policy=options["policy"],
+            policy=options["policy"]
+            or (project.budget_policy if project is not None else simulator.BREADTH_FIRST),
         )  # fmt: skip
         results = simulator.simulate(plan, progress=lambda line: self.stdout.write(line))
         if estimated is not None:

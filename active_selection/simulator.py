@@ -608,8 +608,44 @@ def summarise(
         "near_full": NEAR_FULL,
         "cost_to_near_full": cost_to_near,
         "recommended": cheapest(cost_to_near),
+        "paired": paired_differences(runs),
         "seconds": round(seconds, 1),
     }
+
+
+def paired_differences(runs: Sequence[RunResult], subject: str = "iso_anchor") -> list[dict]:
+    """`subject`'s NDCG@10 minus each other strategy's at the same budget, seed and supervision.
+
+    Paired on the seed's world, the spread is that of the difference: worlds differ in how hard
+    they are, which moves every strategy together and widens each one's own spread.
+    """
+    scores = {(r.strategy, r.budget, r.single_modal, r.seed): r.ndcg10 for r in runs}
+    rows = []
+    for against, budget, single_modal in sorted(
+        {(r.strategy, r.budget, r.single_modal) for r in runs if r.strategy != subject},
+        key=lambda k: (k[0], not k[2], k[1]),
+    ):
+        diffs = [
+            mine - theirs
+            for seed in sorted({r.seed for r in runs})
+            if (mine := scores.get((subject, budget, single_modal, seed))) is not None
+            and (theirs := scores.get((against, budget, single_modal, seed))) is not None
+            and not math.isnan(mine) and not math.isnan(theirs)
+        ]  # fmt: skip
+        if diffs:
+            rows.append(
+                {
+                    "strategy": subject,
+                    "against": against,
+                    "budget": budget,
+                    "single_modal": single_modal,
+                    "diff_mean": float(np.mean(diffs)),
+                    "diff_std": float(np.std(diffs)),
+                    "wins": sum(d > 0 for d in diffs),
+                    "seeds": len(diffs),
+                }  # fmt: skip
+            )
+    return rows
 
 
 def cheapest(cost_to_match: dict[str, float | None]) -> str | None:
@@ -853,5 +889,14 @@ def format_table(results: dict) -> str:
             f"{r['strategy']:<11}{'on' if r['single_modal'] else 'off':<4}{r['budget']:>7}"
             f"{r['cost_fraction']:>10.3f}{mean:>9}{std:>7}"
             f"{r['judgments'].get('grade', 0):>8.0f}{r['judgments'].get('compare', 0):>9.0f}"
+        )
+    paired = results.get("paired") or []
+    if paired:
+        lines.append("paired on the same seeds (NDCG@10 difference, mean ± std, seeds won):")
+    for p in paired:
+        lines.append(
+            f"  {p['strategy']} - {p['against']:<7} sm {'on ' if p['single_modal'] else 'off'} "
+            f"budget {p['budget']:<5}: {p['diff_mean']:+.4f} ± {p['diff_std']:.4f} "
+            f"({p['wins']}/{p['seeds']})"
         )
     return "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from django.core.management import call_command
@@ -141,3 +142,22 @@ def test_a_world_option_out_of_range_is_refused_with_its_name(db, tmp_path, flag
     with pytest.raises(CommandError, match=message.replace("[", r"\[").replace("]", r"\]")):
         call_command("simulate", *TINY, flag, value, "--out", str(tmp_path / "r.json"))
     assert not (tmp_path / "r.json").exists()
+
+
+def test_paired_differences_compare_strategies_on_the_same_seed_s_world():
+    runs = [
+        replace(_run("iso_anchor", 0.1, 0.80), seed=0), replace(_run("top_p", 0.1, 0.78), seed=0),
+        replace(_run("iso_anchor", 0.1, 0.60), seed=1), replace(_run("top_p", 0.1, 0.61), seed=1),
+        replace(_run("random", 0.1, 0.70), seed=0),  # seed 1 missing: paired on seed 0 only
+        replace(_run("iso_anchor", 0.2, 0.9), seed=0),  # nothing to pair with
+    ]  # fmt: skip
+    paired = {(p["against"], p["budget"]): p for p in simulator.paired_differences(runs)}
+    assert set(paired) == {("top_p", 0.1), ("random", 0.1)}
+    top_p = paired[("top_p", 0.1)]
+    # Unpaired, the worlds' spread (0.80 vs 0.60) would swamp a difference of 0.005.
+    assert top_p["diff_mean"] == pytest.approx((0.02 - 0.01) / 2)
+    assert top_p["diff_std"] == pytest.approx(0.015)
+    assert (top_p["wins"], top_p["seeds"]) == (1, 2)
+    assert paired[("random", 0.1)]["seeds"] == 1
+    table = simulator.format_table({"results": [], "paired": list(paired.values())})
+    assert "iso_anchor - top_p" in table and "+0.0050 ± 0.0150 (1/2)" in table

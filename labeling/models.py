@@ -24,8 +24,8 @@ class Strategy(models.TextChoices):
 class BudgetPolicy(models.TextChoices):
     """How iso_anchor spreads the budget over queries (active_selection.strategies.search_share)."""
 
-    BREADTH_FIRST = "breadth_first", "Top bands of every query first, then searches"
-    PER_QUERY = "per_query", "Whole queries: a query's page, then its searches"
+    BREADTH_FIRST = "breadth_first", "Top bands first"
+    PER_QUERY = "per_query", "Whole queries"
 
 
 def default_grade_names() -> list[str]:

@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='project',
             name='budget_policy',
-            field=models.CharField(choices=[('breadth_first', 'Top bands of every query first, then searches'), ('per_query', "Whole queries: a query's page, then its searches")], default='breadth_first', help_text='How the iso-label anchor search spreads the budget over queries.', max_length=16),
+            field=models.CharField(choices=[('breadth_first', 'Top bands first'), ('per_query', 'Whole queries')], default='breadth_first', help_text='How the iso-label anchor search spreads the budget over queries.', max_length=16),
         ),
         migrations.AddConstraint(
             model_name='project',

@@ -4,6 +4,7 @@ report with the strategy that reaches full annotation's quality cheapest, and ap
 from __future__ import annotations
 
 import io
+import json
 import logging
 from datetime import timedelta
 
@@ -77,6 +78,9 @@ def test_the_plan_caps_a_large_project_s_queries_and_keeps_its_shape(shaped, mon
     assert list(plan.budgets) == [0.05, 0.1, 0.2, 0.3, 0.5, 1.0]
     assert (plan.seeds, list(plan.single_modal)) == (1, [True])
     assert recommendation.runs_in(plan) == 24
+    assert plan.policy == "breadth_first"
+    shaped.budget_policy = "per_query"
+    assert recommendation.project_plan(project=shaped)[0].policy == "per_query", "its own policy"
 
 
 def test_a_queued_simulation_runs_after_commit_stores_results_and_a_recommendation_once(
@@ -203,7 +207,7 @@ def test_apply_refuses_reports_it_cannot_apply(project):
 
 
 def test_simulate_like_project_stores_a_done_report_and_prints_the_recommendation(shaped, tmp_path):
-    shaped.strategy = Strategy.RANDOM
+    shaped.strategy, shaped.budget_policy = Strategy.RANDOM, "per_query"
     shaped.save()
     out = io.StringIO()
     call_command(
@@ -216,6 +220,9 @@ def test_simulate_like_project_stores_a_done_report_and_prints_the_recommendatio
     assert (report.runs_done, report.runs_total) == (4, 4)
     assert report.recommended_strategy in {"top_p", "full"}
     assert report.estimated["gold_queries"] == 6
+    assert (
+        json.loads((tmp_path / "r.json").read_text())["world"]["iso_anchor_policy"] == "per_query"
+    )
     text = out.getvalue()
     assert f"Recommendation for '{shaped.slug}': use {report.recommended_strategy}" in text
     assert f"Stored as simulation report {report.pk}" in text

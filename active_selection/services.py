@@ -12,7 +12,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 
 from labeling import selectors as labeling_selectors
 from labeling.models import (
@@ -125,6 +125,25 @@ def create_page_tasks(*, project: Project, seed: int = 0) -> int:
     return created
 
 
+def project_search_share(*, project: Project) -> float:
+    """The share of the budget the project's pages leave to comparisons (strategies.search_share
+    on the project's shape: its band, modalities, mean items per modality of a training query,
+    and costs); 0 for any strategy but iso_anchor."""
+    if project.strategy != Strategy.ISO_ANCHOR:
+        return 0.0
+    counts = list(
+        Item.objects.filter(project=project, query__split=Split.TRAIN)
+        .values("query_id", "modality")
+        .annotate(n=Count("pk"))
+        .values_list("n", flat=True)
+    )
+    return search_share(
+        project.budget_policy, top_band=project.top_band, modalities=len(project.modalities),
+        items_per_modality=sum(counts) / len(counts) if counts else 0,
+        grade_cost=float(project.grade_cost), compare_cost=float(project.compare_cost),
+    )  # fmt: skip
+
+
 def page_allowance(*, project: Project) -> Decimal | None:
     """What pages may still commit under the project's budget policy; None: all that is left.
 
@@ -147,30 +166,13 @@ def page_allowance(*, project: Project) -> Decimal | None:
     )
     if settled:
         return None
-    per_modality = (
-        Item.objects.filter(project=project, query__split=Split.TRAIN)
-        .values("query_id", "modality")
-        .annotate(n=Count("pk"))
-        .values_list("n", flat=True)
-    )
-    counts = list(per_modality)
-    share = search_share(
-        project.budget_policy, top_band=project.top_band, modalities=len(project.modalities),
-        items_per_modality=sum(counts) / len(counts) if counts else 0,
-        grade_cost=float(project.grade_cost), compare_cost=float(project.compare_cost),
-    )  # fmt: skip
-    committed = (
-        sum(
-            (
-                task.slots * task.judgments_required
-                for task in tasks.exclude(status=TaskStatus.CANCELLED).annotate(
-                    slots=Count("page__slots")
-                )
-            ),
-            0,
-        )
-        * project.grade_cost
-    )
+    share = project_search_share(project=project)
+    # Grades the planned pages pay for: each slot once per judgment its task asks for.
+    units = PageSlot.objects.filter(
+        page__tasks__project=project, page__tasks__kind=TaskKind.GRADE_PAGE,
+        page__tasks__status__in=[s for s in TaskStatus.values if s != TaskStatus.CANCELLED],
+    ).aggregate(n=Sum("page__tasks__judgments_required"))["n"]  # fmt: skip
+    committed = (units or 0) * project.grade_cost
     pages_budget = (project.budget * Decimal(str(1.0 - share))).quantize(Decimal("0.01"))
     return pages_budget - committed
 

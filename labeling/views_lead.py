@@ -250,6 +250,8 @@ def import_page(request, slug: str):
 
 @login_required
 def dashboard_page(request, slug: str):
+    from active_selection.services import project_search_share
+
     project = _project(request, slug, LEAD_ONLY)
     summary = dashboard.dashboard_summary(project=project)
     budget = summary["budget"]
@@ -263,6 +265,7 @@ def dashboard_page(request, slug: str):
         share = mine.get("compare_agreement")
         row["compare_percent"] = None if share is None else share * 100
     overall = agreement["compare_agreement"]
+    share = project_search_share(project=project)  # what per_query keeps for the searches
     return render(
         request,
         "labeling/lead/dashboard.html",
@@ -271,6 +274,7 @@ def dashboard_page(request, slug: str):
             summary=summary, charts=dashboard.dashboard_charts(summary),
             percent_spent=percent_spent, labels_needed=needed, zero=Decimal("0"),
             compare_percent=None if overall is None else overall * 100,
+            search_share=share * 100, search_reserve=budget["budget"] * Decimal(str(share)),
         ),
     )  # fmt: skip
 

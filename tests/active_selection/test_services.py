@@ -6,6 +6,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from django.urls import reverse
 
 from active_selection import services
 from active_selection.models import (
@@ -124,6 +125,21 @@ def test_the_budget_policy_decides_what_pages_leave_to_the_searches(
     project.strategy = "top_p"
     project.budget_policy = "per_query"
     assert services.page_allowance(project=project) is None, "a policy of iso_anchor only"
+
+
+def test_the_dashboard_says_what_the_per_query_policy_keeps_for_the_searches(
+    client, project, make_user
+):
+    make_world(project, queries=4)
+    project.budget = Decimal("2.40")
+    project.save()
+    client.force_login(make_user("boss", role="lead", project=project))
+    url = reverse("lead-dashboard", args=[project.slug])
+    assert 'id="budget-policy"' not in client.get(url).content.decode(), "breadth first keeps none"
+    project.budget_policy = "per_query"
+    project.save()
+    html = client.get(url).content.decode()
+    assert "pages leave about 0.80 USD (33%) of the budget to the anchor searches" in html
 
 
 @pytest.mark.parametrize("strategy,expected_items", [("full", 16), ("top_p", 6), ("random", 16)])

@@ -375,6 +375,8 @@ def _world_note(world: dict, estimated: dict) -> str:
             "; no graded gold items yet, so the grade mix, upstream quality and embedding noise "
             "are priors"
         )
+    if world.get("iso_anchor_policy") == "per_query":
+        note += "; iso_anchor under the project's budget policy, whole queries"
     seeds = world.get("seeds")
     return note + (f"; {seeds} seed{'s' if seeds != 1 else ''}." if seeds else ".")
 

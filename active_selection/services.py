@@ -128,9 +128,12 @@ def create_page_tasks(*, project: Project, seed: int = 0) -> int:
 def project_search_share(*, project: Project) -> float:
     """The share of the budget the project's pages leave to comparisons (strategies.search_share
     on the project's shape: its band, modalities, mean items per modality of a training query,
-    and costs); 0 for any strategy but iso_anchor."""
-    if project.strategy != Strategy.ISO_ANCHOR:
-        return 0.0
+    and costs); 0 for any strategy but iso_anchor, and for breadth first."""
+    if (
+        project.strategy != Strategy.ISO_ANCHOR
+        or project.budget_policy == BudgetPolicy.BREADTH_FIRST
+    ):
+        return 0.0  # nothing is kept back: no need to count the project's items
     counts = list(
         Item.objects.filter(project=project, query__split=Split.TRAIN)
         .values("query_id", "modality")
@@ -152,11 +155,11 @@ def page_allowance(*, project: Project) -> Decimal | None:
     no search is open any more, nothing is left for the reserve to pay: what remains buys more
     pages, and their searches.
     """
-    if project.strategy != Strategy.ISO_ANCHOR or project.budget_policy != BudgetPolicy.PER_QUERY:
+    share = project_search_share(project=project)
+    if not share:
         return None
-    tasks = Task.objects.filter(project=project, kind=TaskKind.GRADE_PAGE)
     settled = (
-        tasks.exists()
+        Task.objects.filter(project=project, kind=TaskKind.GRADE_PAGE).exists()
         and not Task.objects.filter(
             project=project, status__in=[TaskStatus.OPEN, TaskStatus.LEASED]
         ).exists()
@@ -166,7 +169,6 @@ def page_allowance(*, project: Project) -> Decimal | None:
     )
     if settled:
         return None
-    share = project_search_share(project=project)
     # Grades the planned pages pay for: each slot once per judgment its task asks for.
     units = PageSlot.objects.filter(
         page__tasks__project=project, page__tasks__kind=TaskKind.GRADE_PAGE,

@@ -2,8 +2,8 @@
 (database, services, the Celery task run eagerly) over a generated world with known truth, and the
 reranker each budget buys measured on held-out queries.
 
-Owns the default world's priors, the shared tuning grid, and the results file and plot. The world itself is `ranking.ml.synthetic`; storing it and answering
-tasks is `active_selection.simulation`.
+Owns the default world's priors, the shared tuning grid, and the results file and plot. The world
+itself is `ranking.ml.synthetic`; storing it and answering tasks is `active_selection.simulation`.
 """
 
 from __future__ import annotations

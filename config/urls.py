@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.http import Http404
 from django.urls import include, path
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView
@@ -42,7 +43,10 @@ urlpatterns = [
 
 def serve_media(request, path: str):
     # MEDIA_ROOT is read per request, not when this module is imported (tests move it).
-    return serve(request, path, document_root=settings.MEDIA_ROOT)
+    try:
+        return serve(request, path, document_root=settings.MEDIA_ROOT)
+    except OSError:  # e.g. a name longer than the file system allows: no such file
+        raise Http404("No such file.") from None
 
 
 if settings.DEBUG or settings.PAGEWISE_SERVE_MEDIA:

@@ -16,7 +16,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import dashboard, exports, selectors
-from .models import BudgetPolicy, Judgment, Membership, Project, Role, Strategy
+from .models import (
+    MAX_LABEL_COST,
+    MAX_PAGE_SIZE,
+    BudgetPolicy,
+    Judgment,
+    Membership,
+    Project,
+    Role,
+    Strategy,
+)
 from .views_lead import export_response
 
 ALL_ROLES = (Role.LEAD, Role.ANNOTATOR, Role.SCIENTIST)
@@ -116,11 +125,13 @@ class ProjectSettingsSerializer(serializers.Serializer):
         help_text="Names of grades 0..n-1, lowest first (2 to 11 grades).",
     )
     grade_cost = serializers.DecimalField(
-        max_digits=10, decimal_places=4, min_value=0, help_text="Cost of one item grade."
-    )
+        max_digits=10, decimal_places=4, min_value=0, max_value=MAX_LABEL_COST,
+        help_text="Cost of one item grade.",
+    )  # fmt: skip
     compare_cost = serializers.DecimalField(
-        max_digits=10, decimal_places=4, min_value=0, help_text="Cost of one comparison."
-    )
+        max_digits=10, decimal_places=4, min_value=0, max_value=MAX_LABEL_COST,
+        help_text="Cost of one comparison.",
+    )  # fmt: skip
     currency = serializers.RegexField(
         r"^[A-Z]{3}$",
         error_messages={"invalid": "Use a three-letter currency code such as USD or EUR."},
@@ -133,7 +144,7 @@ class ProjectSettingsSerializer(serializers.Serializer):
         "breadth_first (the top band of every query first, then searches) or per_query (each "
         "query's page keeps its searches' expected cost back).",
     )
-    page_size = serializers.IntegerField(min_value=2, max_value=100)
+    page_size = serializers.IntegerField(min_value=2, max_value=MAX_PAGE_SIZE)
     top_band = serializers.IntegerField(
         min_value=1, max_value=100, help_text="Items per modality from the top of its list."
     )

@@ -416,10 +416,13 @@ def _clean_grades(*, task: Task, grades, max_grade: int) -> dict[int, int]:
     cleaned: dict[int, int] = {}
     problems: dict[str, list[str]] = {}
     for key, grade in grades.items():
-        try:
+        # JSON keys are strings: only ASCII digits name an item ("١" or " 1" do not).
+        if isinstance(key, str) and key.isascii() and key.isdigit():
             item_id = int(key)
-        except (TypeError, ValueError):
-            problems[str(key)] = ["not an item id"]
+        elif isinstance(key, int) and not isinstance(key, bool):
+            item_id = key
+        else:
+            problems[str(key)[:40]] = ["not an item id"]
             continue
         if item_id not in page_items:
             problems[str(key)] = ["not an item of this page"]

@@ -14,6 +14,7 @@ import posixpath
 import stat
 import warnings
 import zipfile
+import zlib
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,10 +30,20 @@ from PIL import Image, UnidentifiedImageError
 from .errors import ImportFailed
 from .models import ImportRun, Item, Project, Query, Split
 from .signals import announce, items_imported
+from .text_checks import unstorable
 
 MAX_PROBLEMS_SHOWN = 50
 MAX_ID_LENGTH = 200
 MAX_TITLE_LENGTH = 500
+# What reading a damaged, encrypted or exotically compressed zip member raises.
+ARCHIVE_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    RuntimeError,
+    NotImplementedError,
+    OSError,
+)
 ALLOWED_IMAGE_FORMATS = {"PNG", "JPEG", "GIF", "WEBP", "BMP"}
 QUERY_FIELDS = {"type", "id", "text", "split"}
 ITEM_FIELDS = {
@@ -98,8 +109,11 @@ class _Collector:
 class _Source:
     """The JSONL lines and (for a zip) the images of one upload."""
 
-    def __init__(self, lines: Iterator[bytes], archive: zipfile.ZipFile | None) -> None:
+    def __init__(
+        self, lines: Iterator[bytes], archive: zipfile.ZipFile | None, name: str = ""
+    ) -> None:
         self.lines = lines
+        self.name = name  # of the JSONL file inside the archive
         self.archive = archive
         self.members: dict[str, zipfile.ZipInfo] = {}
         if archive is not None:
@@ -123,11 +137,16 @@ def import_project_file(
         jsonl_name = _check_archive(archive, problems)
         if problems.total:
             raise ImportFailed(problems.problems, total=problems.total)
-        lines = iter(archive.open(jsonl_name))
+        try:
+            lines = iter(archive.open(jsonl_name))
+        except ARCHIVE_READ_ERRORS as exc:
+            raise ImportFailed(
+                [ImportProblem(0, jsonl_name, f"cannot be read from the archive ({exc})")], total=1
+            ) from None
     else:
         file.seek(0)
-        lines = iter(file)
-    source = _Source(lines, archive)
+        lines, jsonl_name = iter(file), ""
+    source = _Source(lines, archive, jsonl_name)
 
     queries, items = _parse(source, project, problems)
     images = _check_images(source, items, problems)
@@ -196,16 +215,33 @@ def _check_archive(archive: zipfile.ZipFile, problems: _Collector) -> str:
 
 
 def _records(source: _Source, problems: _Collector) -> Iterator[tuple[int, dict]]:
-    for number, raw in enumerate(source.lines, start=1):
+    number = 0
+    lines = iter(source.lines)
+    while True:
+        try:
+            raw = next(lines)
+        except StopIteration:
+            return
+        except ARCHIVE_READ_ERRORS as exc:  # a damaged member fails while it is being read
+            problems.add(number + 1, "-", f"{source.name} cannot be read from the archive ({exc})")
+            return
+        number += 1
         if not raw.strip():
             continue
         try:
             record = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except RecursionError:
+            problems.add(number, "-", "malformed JSON: nested too deeply")
+            continue
+        except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, or a huge integer
             problems.add(number, "-", f"malformed JSON: {exc}")
             continue
         if not isinstance(record, dict):
             problems.add(number, "-", "each line must be a JSON object")
+            continue
+        problem = unstorable(record)
+        if problem:
+            problems.add(number, *problem)
             continue
         yield number, record
 
@@ -213,7 +249,7 @@ def _records(source: _Source, problems: _Collector) -> Iterator[tuple[int, dict]
 def _parse(source: _Source, project: Project, problems: _Collector):
     modalities = set(project.modalities)
     max_grade = project.max_grade
-    existing_queries = set(project.queries.values_list("external_id", flat=True))
+    existing_queries = dict(project.queries.values_list("external_id", "split"))
     existing_items = set(project.items.values_list("external_id", flat=True))
     queries: dict[str, _ParsedQuery] = {}
     items: dict[str, _ParsedItem] = {}
@@ -245,7 +281,11 @@ def _parse(source: _Source, project: Project, problems: _Collector):
         if item.query_id not in queries and item.query_id not in existing_queries:
             problems.add(item.line, "query", f"unknown query id '{item.query_id}'")
         elif item.gold_grade is not None:
-            split = queries[item.query_id].split if item.query_id in queries else None
+            split = (
+                queries[item.query_id].split
+                if item.query_id in queries
+                else existing_queries[item.query_id]
+            )
             if split == Split.TRAIN:
                 problems.add(
                     item.line, "gold_grade", "only items of gold queries carry a gold grade"
@@ -285,6 +325,13 @@ def _optional_str(
     return value
 
 
+def _finite_float(number: int | float) -> bool:
+    try:
+        return math.isfinite(float(number))
+    except OverflowError:  # an integer beyond a float's range
+        return False
+
+
 def _parse_query(line: int, record: dict, problems: _Collector) -> _ParsedQuery | None:
     before = problems.total
     _unknown_fields(line, record, QUERY_FIELDS, problems)
@@ -310,6 +357,9 @@ def _parse_item(
     modality = record.get("modality")
     if modality is None:
         problems.add(line, "modality", "missing")
+    elif not isinstance(modality, str):
+        problems.add(line, "modality", f"must be a string, not {type(modality).__name__}")
+        modality = None
     elif modality not in modalities:
         problems.add(
             line,
@@ -332,8 +382,8 @@ def _parse_item(
                 line, "upstream_score", f"must be a number or null, not {type(score).__name__}"
             )
             score = None
-        elif not math.isfinite(score):
-            problems.add(line, "upstream_score", "must be finite")
+        elif not _finite_float(score):
+            problems.add(line, "upstream_score", "must be a finite number a float can hold")
             score = None
         else:
             score = float(score)
@@ -382,7 +432,10 @@ def _check_image(source: _Source, path: str, images: dict[str, bytes]) -> str | 
         return (
             f"{path!r} is {info.file_size} bytes; the limit is {settings.PAGEWISE_MAX_IMAGE_BYTES}"
         )
-    data = source.archive.read(info)
+    try:
+        data = source.archive.read(info)
+    except ARCHIVE_READ_ERRORS as exc:
+        return f"{path!r} cannot be read from the archive ({exc})"
     reason = validate_image_bytes(data)
     if reason:
         return f"{path!r}: {reason}"

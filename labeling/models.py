@@ -9,9 +9,14 @@ import uuid
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+
+# A judgment's cost (a grade's cost times a page's items) must fit Judgment.cost (10 digits, 4
+# after the point): 1000 per label x 100 items per page stays well inside it.
+MAX_LABEL_COST = Decimal("1000")
+MAX_PAGE_SIZE = 100
 
 
 class Strategy(models.TextChoices):
@@ -44,7 +49,9 @@ class Project(models.Model):
         default=default_grade_names, help_text="Names of grades 0..n-1, lowest first."
     )
     modalities = models.JSONField(default=default_modalities)
-    page_size = models.PositiveSmallIntegerField(default=10, validators=[MinValueValidator(2)])
+    page_size = models.PositiveSmallIntegerField(
+        default=10, validators=[MinValueValidator(2), MaxValueValidator(MAX_PAGE_SIZE)]
+    )
     top_band = models.PositiveSmallIntegerField(
         default=3, help_text="Items per modality taken from the top of its upstream list (top-p)."
     )
@@ -52,12 +59,14 @@ class Project(models.Model):
         max_digits=10,
         decimal_places=4,
         default=Decimal("0.10"),
+        validators=[MaxValueValidator(MAX_LABEL_COST)],
         help_text="Cost of one item grade.",
     )
     compare_cost = models.DecimalField(
         max_digits=10,
         decimal_places=4,
         default=Decimal("0.05"),
+        validators=[MaxValueValidator(MAX_LABEL_COST)],
         help_text="Cost of one comparison.",
     )
     currency = models.CharField(max_length=3, default="USD")

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.urls import include, path
 from django.views.static import serve
@@ -41,7 +42,9 @@ urlpatterns = [
 ]
 
 
+@login_required
 def serve_media(request, path: str):
+    # Item images are a project's data: only signed-in users see them (names are content hashes).
     # MEDIA_ROOT is read per request, not when this module is imported (tests move it).
     try:
         return serve(request, path, document_root=settings.MEDIA_ROOT)

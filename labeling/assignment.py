@@ -416,8 +416,9 @@ def _clean_grades(*, task: Task, grades, max_grade: int) -> dict[int, int]:
     cleaned: dict[int, int] = {}
     problems: dict[str, list[str]] = {}
     for key, grade in grades.items():
-        # JSON keys are strings: only ASCII digits name an item ("١" or " 1" do not).
-        if isinstance(key, str) and key.isascii() and key.isdigit():
+        # JSON keys are strings: only ASCII digits name an item ("١" or " 1" do not), and no
+        # more of them than a bigint holds (int() refuses strings of over 4300 digits).
+        if isinstance(key, str) and key.isascii() and key.isdigit() and len(key) <= 19:
             item_id = int(key)
         elif isinstance(key, int) and not isinstance(key, bool):
             item_id = key

@@ -13,6 +13,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from .text_checks import validate_storable_json
+
 # A judgment's cost (a grade's cost times a page's items) must fit Judgment.cost (10 digits, 4
 # after the point): 1000 per label x 100 items per page stays well inside it.
 MAX_LABEL_COST = Decimal("1000")
@@ -46,9 +48,11 @@ class Project(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     grade_names = models.JSONField(
-        default=default_grade_names, help_text="Names of grades 0..n-1, lowest first."
+        default=default_grade_names,
+        validators=[validate_storable_json],
+        help_text="Names of grades 0..n-1, lowest first.",
     )
-    modalities = models.JSONField(default=default_modalities)
+    modalities = models.JSONField(default=default_modalities, validators=[validate_storable_json])
     page_size = models.PositiveSmallIntegerField(
         default=10, validators=[MinValueValidator(2), MaxValueValidator(MAX_PAGE_SIZE)]
     )
@@ -86,7 +90,10 @@ class Project(models.Model):
     )
     judgments_per_task = models.PositiveSmallIntegerField(default=1)
     training_settings = models.JSONField(
-        default=dict, blank=True, help_text="Loss mix of the reranker: gamma, beta, weights."
+        default=dict,
+        blank=True,
+        validators=[validate_storable_json],
+        help_text="Loss mix of the reranker: gamma, beta, weights.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -188,7 +195,7 @@ class Item(models.Model):
         default=False, help_text="The upstream score was computed by a built-in ranker."
     )
     gold_grade = models.PositiveSmallIntegerField(null=True, blank=True)
-    metadata = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True, validators=[validate_storable_json])
 
     class Meta:
         ordering = ["query", "modality", "upstream_rank"]

@@ -1,13 +1,15 @@
-"""Text no database column can hold, found anywhere in parsed JSON before it is stored.
+"""JSON no database column can hold, or no page can show, found before it is stored.
 
 A lone UTF-16 surrogate (JSON's "\\ud800") has no UTF-8 form: storing or rendering it fails. A NUL
-character is refused by PostgreSQL's text and jsonb types. Input holding either is refused with
-the place where it was found, instead of failing later on the way into the database or out of it.
+character is refused by PostgreSQL's text and jsonb types. JSON nested hundreds of levels deep is
+stored, but decoding it again inside a page's rendering runs out of stack. Input holding any of
+these is refused with the place where it was found, instead of failing later on its way out.
 """
 
 from __future__ import annotations
 
 MAX_PATH = 80
+MAX_DEPTH = 32  # levels of nesting; metadata and settings need a handful
 
 
 def text_problem(text: str, *, nul: bool = True) -> str | None:
@@ -21,15 +23,18 @@ def text_problem(text: str, *, nul: bool = True) -> str | None:
     return None
 
 
-def unstorable(value, *, nul: bool = True) -> tuple[str, str] | None:
-    """(path, reason) of the first string or key in `value` that cannot be stored, or None.
+def unstorable(value, *, nul: bool = True, max_depth: int = MAX_DEPTH) -> tuple[str, str] | None:
+    """(path, reason) of the first string or key in `value` that cannot be stored, or of a value
+    nested deeper than `max_depth`; None when all is well.
 
     The path names keys and list positions from the top ("metadata.tags[2]"); a key that cannot be
     stored is named by its parent. Iterative, so any nesting depth the JSON parser accepted works.
     """
-    stack = [("", value)]
+    stack = [("", value, 0)]
     while stack:
-        path, node = stack.pop()
+        path, node, depth = stack.pop()
+        if isinstance(node, (dict, list)) and depth >= max_depth:
+            return _short(path) or "the value", f"is nested deeper than {max_depth} levels"
         if isinstance(node, str):
             reason = text_problem(node, nul=nul)
             if reason:
@@ -40,11 +45,21 @@ def unstorable(value, *, nul: bool = True) -> tuple[str, str] | None:
                 reason = text_problem(key, nul=nul)
                 if reason:
                     return _short(path) or "a key", f"has a key that {reason}"
-                stack.append((f"{path}.{key}" if path else key, child))
+                stack.append((f"{path}.{key}" if path else key, child, depth + 1))
         elif isinstance(node, list):
-            stack.extend((f"{path}[{i}]", child) for i, child in enumerate(node))
+            stack.extend((f"{path}[{i}]", child, depth + 1) for i, child in enumerate(node))
     return None
 
 
 def _short(path: str) -> str:
     return path if len(path) <= MAX_PATH else path[: MAX_PATH - 1] + "…"
+
+
+def validate_storable_json(value) -> None:
+    """Model field validator (the admin's JSON fields): refuses what `unstorable` finds."""
+    from django.core.exceptions import ValidationError
+
+    problem = unstorable(value)
+    if problem:
+        path, reason = problem
+        raise ValidationError(f"{path} {reason}.", code="unstorable")

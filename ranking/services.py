@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, replace
@@ -481,23 +482,37 @@ def train_version(
         version.pairs_implied = counts["pairs_implied"]
         version.labels_used = sum(counts.values())
         version.cost_spent = spent
+        metrics = json_safe(metrics)
         version.gold_ndcg10 = metrics.get("ndcg@10")
         version.metrics = metrics
-        version.training = {
+        version.training = json_safe({
             "epochs_run": len(result.history), "best_epoch": result.best_epoch,
             "val_ndcg10": result.val_metric, "seconds": round(time.perf_counter() - started, 2),
             "train_pages": len(train_pages), "val_pages": len(val_pages), "gold_pages": len(gold),
             "settings": asdict(options), "seed": seed,
-        }  # fmt: skip
+        })  # fmt: skip
         version.weights_path = str(path)
         _finish_version(version)
     except Exception as exc:
+        version.metrics, version.training = json_safe(version.metrics), json_safe(version.training)
         version.status = RerankerVersion.Status.FAILED
         version.message = str(exc)[:2000]
         version.finished_at = timezone.now()
         version.save()
         raise
     return version
+
+
+def json_safe(value):
+    """`value` with every NaN or infinity replaced by None: JSON has no such numbers, and the
+    database's JSON columns refuse them (no validation pages leave the validation NDCG@10 NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
 
 
 def _finish_version(version: RerankerVersion) -> None:

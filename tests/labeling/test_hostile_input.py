@@ -77,6 +77,8 @@ def test_a_damaged_archive_member_is_named_and_nothing_is_stored(project, member
          "surrogate"),
         (json.dumps(text_item(metadata={"\ud800": 1})), "metadata", "has a key that"),
         (json.dumps(text_item(text="a\x00b")), "text", "NUL character"),
+        (json.dumps(text_item(metadata=json.loads('{"a":' * 40 + "1" + "}" * 40))),
+         "metadata." + ".".join(["a"] * 31), "nested deeper than 32 levels"),
     ],
 )  # fmt: skip
 def test_a_hostile_line_is_refused_with_line_and_field(project, line, field, reason):
@@ -174,3 +176,32 @@ def test_item_images_are_served_to_signed_in_users_only(
     response = client.get("/media/items/a.png")
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == png()
+
+
+def test_a_grade_key_longer_than_any_item_id_is_not_an_item_id(project, annotator_client):
+    task = make_page_task(project, items=1)
+    assert annotator_client.post(f"/api/projects/{project.slug}/tasks/next/").status_code == 200
+    response = annotator_client.post(
+        f"/api/tasks/{task.pk}/submit/",
+        {"client_uuid": str(uuid.uuid4()), "grades": {"9" * 4301: 1}},
+        format="json",
+    )
+    assert response.status_code == 400, response.content
+    assert not Judgment.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("grade_names", ["Not relevant", "\ud800"], "surrogate"),
+        ("training_settings", {"beta": "\x00"}, "NUL"),
+        ("training_settings", json.loads('{"a":' * 40 + "1" + "}" * 40), "nested deeper"),
+    ],
+)
+def test_the_admin_cannot_store_json_a_page_could_not_show(project, field, value, reason):
+    from django.core.exceptions import ValidationError
+
+    setattr(project, field, value)
+    with pytest.raises(ValidationError) as error:
+        project.full_clean()
+    assert reason in str(error.value.message_dict[field])

@@ -134,3 +134,28 @@ def test_the_validation_split_is_stable_and_holds_validation_pages():
     assert {p.query_id for p in fit}.isdisjoint(p.query_id for p in val)
     assert all(p.grades.tolist() == [2, 1, 0] for p in val)
     assert all(p.grades.tolist() == [2, 1, -1] for p in fit)
+
+
+def test_a_version_trained_on_too_few_pages_to_validate_on_still_finishes(project, make_user):
+    # Four labelled train pages leave no validation split: the validation NDCG@10 is undefined,
+    # and it is stored as null (JSON has no NaN; the database's JSON columns refuse it).
+    project.modalities = ["text", "image"]
+    project.strategy = "full"
+    project.page_size = 20
+    project.budget = Decimal("1000")
+    project.training_settings = {"epochs": 2, "hidden": 16, "layers": 0}
+    project.save()
+    world = make_world(WorldConfig(n_queries=6, items_per_query=8, modality_shares=(0.5, 0.5)))
+    truth = store_world(project=project, world=world, gold_queries=2)
+    selection.create_page_tasks(project=project)
+    oracle = SimulatedAnnotator(truth, project.max_grade, grade_noise=0.0, compare_noise=0.0)
+    annotator = make_user("sim")
+    for task in Task.objects.filter(kind=TaskKind.GRADE_PAGE, status=TaskStatus.OPEN):
+        answer_task(task=task, annotator_user=annotator, oracle=oracle)
+
+    version = services.train_version(project=project, seed=0)
+
+    version.refresh_from_db()
+    assert version.status == RerankerVersion.Status.ACTIVE
+    assert version.training["val_pages"] == 0 and version.training["val_ndcg10"] is None
+    assert version.gold_ndcg10 is not None

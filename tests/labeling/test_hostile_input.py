@@ -205,3 +205,30 @@ def test_the_admin_cannot_store_json_a_page_could_not_show(project, field, value
     with pytest.raises(ValidationError) as error:
         project.full_clean()
     assert reason in str(error.value.message_dict[field])
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "data"),
+    [
+        ("get", "/admin/labeling/project/?created_at__year=99999", None),
+        ("post", "/admin/labeling/project/",
+         {"action": "delete_selected", "_selected_action": "abc", "index": "0"}),
+    ],
+)  # fmt: skip
+def test_parameters_django_admin_cannot_use_are_a_400(client, project, method, url, data):
+    from django.contrib.auth import get_user_model
+
+    admin = get_user_model().objects.create_superuser("root", password="pw-for-tests-1")
+    client.force_login(admin)
+    response = getattr(client, method)(url, data) if data else getattr(client, method)(url)
+    assert response.status_code == 400
+    assert Project.objects.filter(pk=project.pk).exists()
+
+
+def test_errors_outside_the_admin_are_not_turned_into_400s(rf):
+    from config.middleware import AdminBadParametersMiddleware
+
+    middleware = AdminBadParametersMiddleware(lambda request: None)
+    assert middleware.process_exception(rf.get("/api/projects/"), ValueError("bug")) is None
+    assert middleware.process_exception(rf.get("/admin/x/"), TypeError("bug")) is None
+    assert middleware.process_exception(rf.get("/admin/x/"), ValueError("bad")).status_code == 400

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from labeling.errors import Conflict, NotFound, PagewiseError
 from labeling.models import Project, Strategy
+from ranking.services import json_safe
 
 from . import simulator
 from .models import SimulationReport
@@ -70,18 +71,6 @@ def project_plan(*, project: Project) -> tuple[simulator.SimulationPlan, dict[st
 
 def runs_in(plan: simulator.SimulationPlan) -> int:
     return plan.seeds * len(plan.single_modal) * len(plan.strategies) * len(set(plan.budgets))
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe copy: tuples as lists, NaN and infinities as None (PostgreSQL's jsonb refuses
-    them)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _save(report_id: int, **fields: Any) -> None:
@@ -152,7 +141,7 @@ def run_project_simulation(*, report_id: int) -> SimulationReport | None:
     try:
         plan, estimated = project_plan(project=report.project)
         total = runs_in(plan)
-        _save(report_id, estimated=_plain(estimated), runs_total=total)
+        _save(report_id, estimated=json_safe(estimated), runs_total=total)
         results = simulator.simulate(
             plan,
             progress=lambda line: logger.info("simulation %s: %s", report_id, line),
@@ -165,7 +154,7 @@ def run_project_simulation(*, report_id: int) -> SimulationReport | None:
     else:
         results["like_project"] = {"project": report.project.slug, "estimated": estimated}
         _save(
-            report_id, status=SimulationReport.Status.DONE, results=_plain(results),
+            report_id, status=SimulationReport.Status.DONE, results=json_safe(results),
             recommended_strategy=recommended_in(results), runs_done=total, runs_total=total,
         )  # fmt: skip
     finally:
@@ -182,7 +171,7 @@ def record_finished_simulation(
     runs = sum(int(row.get("seeds", 1)) for row in results.get("results", []))
     return SimulationReport.objects.create(
         project=project, status=SimulationReport.Status.DONE, runs_done=runs, runs_total=runs,
-        results=_plain(results), estimated=_plain(estimated or {}),
+        results=json_safe(results), estimated=json_safe(estimated or {}),
         recommended_strategy=recommended_in(results),
     )  # fmt: skip
 

@@ -10,8 +10,8 @@ from .text_checks import unstorable
 
 class JSONParser(parsers.JSONParser):
     """Refuses JSON nested deeper than Python can decode (DRF lets RecursionError through as a
-    500) and strings with lone surrogates, which no field can store or echo back. NUL characters
-    are left to the fields (DRF's CharField refuses them with the field's name)."""
+    500) or than text_checks.MAX_DEPTH, and strings with lone surrogates, which no field can store
+    or echo back. NUL characters are left to the fields (DRF's CharField refuses them by name)."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         try:

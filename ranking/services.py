@@ -494,7 +494,6 @@ def train_version(
         version.weights_path = str(path)
         _finish_version(version)
     except Exception as exc:
-        version.metrics, version.training = json_safe(version.metrics), json_safe(version.training)
         version.status = RerankerVersion.Status.FAILED
         version.message = str(exc)[:2000]
         version.finished_at = timezone.now()
@@ -504,12 +503,13 @@ def train_version(
 
 
 def json_safe(value):
-    """`value` with every NaN or infinity replaced by None: JSON has no such numbers, and the
-    database's JSON columns refuse them (no validation pages leave the validation NDCG@10 NaN)."""
+    """A copy of `value` for a JSON column: tuples as lists, keys as strings, and every NaN or
+    infinity as None (JSON has no such numbers and the database's JSON columns refuse them; a
+    version trained without validation pages has a NaN validation NDCG@10)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
+        return {str(key): json_safe(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_safe(item) for item in value]
     return value

@@ -14,20 +14,24 @@ from ranking.ml.synthetic import WorldConfig, make_world
 from ranking.models import RerankerVersion
 
 
-@pytest.fixture
-def graded_world(project, make_user):
+def grade_every_item(project, annotator, world, *, gold_queries: int, training_settings: dict):
+    """Store `world` in `project` (full strategy) and grade every train item without noise."""
     project.modalities = ["text", "image"]
     project.strategy = "full"
     project.page_size = 20
     project.budget = Decimal("1000")
-    project.training_settings = {
-        "epochs": 25,
-        "hidden": 32,
-        "layers": 1,
-        "heads": 2,
-        "patience": 25,
-    }
+    project.training_settings = training_settings
     project.save()
+    truth = store_world(project=project, world=world, gold_queries=gold_queries)
+    selection.create_page_tasks(project=project)
+    oracle = SimulatedAnnotator(truth, project.max_grade, grade_noise=0.0, compare_noise=0.0)
+    for task in Task.objects.filter(kind=TaskKind.GRADE_PAGE, status=TaskStatus.OPEN):
+        answer_task(task=task, annotator_user=annotator, oracle=oracle)
+    return project
+
+
+@pytest.fixture
+def graded_world(project, make_user):
     world = make_world(
         WorldConfig(
             n_queries=40,
@@ -41,13 +45,10 @@ def graded_world(project, make_user):
             image_query_shift=0.1,
         )  # fmt: skip
     )
-    truth = store_world(project=project, world=world, gold_queries=10)
-    selection.create_page_tasks(project=project)
-    oracle = SimulatedAnnotator(truth, project.max_grade, grade_noise=0.0, compare_noise=0.0)
-    annotator = make_user("sim")
-    for task in Task.objects.filter(kind=TaskKind.GRADE_PAGE, status=TaskStatus.OPEN):
-        answer_task(task=task, annotator_user=annotator, oracle=oracle)
-    return project
+    settings = {"epochs": 25, "hidden": 32, "layers": 1, "heads": 2, "patience": 25}
+    return grade_every_item(
+        project, make_user("sim"), world, gold_queries=10, training_settings=settings
+    )
 
 
 def test_trained_version_is_active_and_beats_label_free_baselines_on_gold(graded_world):
@@ -139,19 +140,11 @@ def test_the_validation_split_is_stable_and_holds_validation_pages():
 def test_a_version_trained_on_too_few_pages_to_validate_on_still_finishes(project, make_user):
     # Four labelled train pages leave no validation split: the validation NDCG@10 is undefined,
     # and it is stored as null (JSON has no NaN; the database's JSON columns refuse it).
-    project.modalities = ["text", "image"]
-    project.strategy = "full"
-    project.page_size = 20
-    project.budget = Decimal("1000")
-    project.training_settings = {"epochs": 2, "hidden": 16, "layers": 0}
-    project.save()
     world = make_world(WorldConfig(n_queries=6, items_per_query=8, modality_shares=(0.5, 0.5)))
-    truth = store_world(project=project, world=world, gold_queries=2)
-    selection.create_page_tasks(project=project)
-    oracle = SimulatedAnnotator(truth, project.max_grade, grade_noise=0.0, compare_noise=0.0)
-    annotator = make_user("sim")
-    for task in Task.objects.filter(kind=TaskKind.GRADE_PAGE, status=TaskStatus.OPEN):
-        answer_task(task=task, annotator_user=annotator, oracle=oracle)
+    grade_every_item(
+        project, make_user("sim"), world, gold_queries=2,
+        training_settings={"epochs": 2, "hidden": 16, "layers": 0},
+    )  # fmt: skip
 
     version = services.train_version(project=project, seed=0)
 

@@ -6,15 +6,21 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format demo migrate worker bench clean
+.PHONY: run test fuzz lint format demo migrate worker bench clean
 
+# Installs are quiet: one line per step, the full pip output in var/install.log (shown on failure).
 $(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	# torch first and pinned, so nothing else can pull a larger build.
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[dev]"
-	touch $(STAMP)
+	@mkdir -p var
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "Installing Python packages (log: var/install.log) ..."
+	@$(PY) -m pip install --quiet --upgrade pip >var/install.log 2>&1 || { tail -n 30 var/install.log; exit 1; }
+	@# torch first and pinned, so nothing else can pull a larger build.
+	@echo "  torch 2.13.0 (CPU build)"
+	@$(PY) -m pip install --quiet torch==2.13.0 >>var/install.log 2>&1 || { tail -n 30 var/install.log; exit 1; }
+	@echo "  pagewise and its dependencies"
+	@$(PY) -m pip install --quiet -e ".[dev]" >>var/install.log 2>&1 || { tail -n 30 var/install.log; exit 1; }
+	@touch $(STAMP)
+	@echo "Installed."
 
 migrate: $(STAMP)
 	$(PY) manage.py migrate --noinput
@@ -34,6 +40,12 @@ worker: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Long random runs (new draws every time); `make test` and CI replay fixed ones.
+fuzz: $(STAMP)
+	PAGEWISE_FUZZ=1 PAGEWISE_FUZZ_EXAMPLES=$${PAGEWISE_FUZZ_EXAMPLES:-1000} $(PY) -m pytest $(PYTEST_ARGS) \
+		tests/labeling/test_fuzz.py tests/labeling/test_schemathesis.py tests/active_selection/test_search.py \
+		tests/ranking/test_losses.py tests/ranking/test_metrics.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

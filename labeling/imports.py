@@ -180,6 +180,9 @@ def _open_archive(file: IO[bytes], filename: str, problems: _Collector) -> zipfi
     except zipfile.BadZipFile as exc:
         problems.add(0, "file", f"not a readable zip archive ({exc})")
         return None
+    except UnicodeDecodeError:  # a member name flagged as UTF-8 that is not
+        problems.add(0, "file", "a member's name is marked UTF-8 but is not valid UTF-8")
+        return None
 
 
 def _is_unsafe_member(name: str, info: zipfile.ZipInfo) -> str | None:

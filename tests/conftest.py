@@ -9,8 +9,17 @@ import os
 import shutil
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 REQUIRE_SERVICES = os.environ.get("PAGEWISE_REQUIRE_SERVICES") == "1"
+
+# `make test` and CI draw the same examples on every run (derandomized): a suite whose outcome
+# depends on the draw is not one to trust. `make fuzz` (PAGEWISE_FUZZ=1) draws new ones, many more.
+hypothesis_settings.register_profile("deterministic", derandomize=True, print_blob=True)
+hypothesis_settings.register_profile("fuzz", derandomize=False, max_examples=1000, print_blob=True)
+hypothesis_settings.load_profile(
+    "fuzz" if os.environ.get("PAGEWISE_FUZZ") == "1" else "deterministic"
+)
 
 
 def _missing(reason: str) -> None:

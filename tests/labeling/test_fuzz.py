@@ -89,28 +89,54 @@ def test_import_of_any_jsonl_is_stored_whole_or_refused_with_nothing_changed(pro
         assert snapshot(project)[1] == before[1] + result.items_created
 
 
+def _writable(name: str) -> bool:
+    """zipfile cuts a name at NUL and cannot write an empty name or a directory entry with data."""
+    return "\x00" not in name and bool(name.strip("/")) and not name.endswith("/")
+
+
+# Hostile names zipfile can still write: traversal, absolute, backslashes, control characters,
+# names longer than a file system allows, non-ASCII; plus random text.
+member_names = st.one_of(
+    st.sampled_from(
+        ["a.png", "../a.png", "/abs.png", "dir/b.jpg", "x.jsonl", "c\\\\d.png", "ctl\x01\x1f\x7f.png",
+         "tab\tnew\nline.png", "l" * 300 + ".png", "caf\u00e9.png", "\u540d\u524d.jpg", "..\\..\\w.png"]
+    ),
+    st.text(max_size=10).filter(_writable),
+)  # fmt: skip
+# How the name is stored: as zipfile would (ASCII, or UTF-8 with its flag), as a legacy archiver
+# would (cp437 bytes, no flag), or as a broken one would (latin-1 bytes claiming to be UTF-8).
+name_encodings = st.sampled_from(["standard", "cp437", "bad-utf8"])
+
+
+class _RawNameInfo(zipfile.ZipInfo):
+    def __init__(self, name: str, encoding: str):
+        super().__init__(name)
+        self.encoding = encoding
+
+    def _encodeFilenameFlags(self):  # noqa: N802 (zipfile's own name)
+        if self.encoding == "cp437":
+            return self.filename.encode("cp437", "replace"), self.flag_bits & ~0x800
+        return self.filename.encode("latin-1", "replace"), self.flag_bits | 0x800
+
+
+def _member_info(name: str, encoding: str) -> zipfile.ZipInfo | str:
+    return name if encoding == "standard" else _RawNameInfo(name, encoding)
+
+
 @pytest.mark.django_db
 @FUZZ
 @given(
     body=lines,
     members=st.dictionaries(
-        st.one_of(
-            st.sampled_from(
-                ["a.png", "../a.png", "/abs.png", "dir/b.jpg", "x.jsonl", "c\\\\d.png"]
-            ),
-            st.text(max_size=10),
-        ),
-        st.binary(max_size=64),
-        max_size=4,
+        member_names, st.tuples(st.binary(max_size=64), name_encodings), max_size=4
     ),
 )
 def test_import_of_any_zip_is_stored_whole_or_refused_with_nothing_changed(project, body, members):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("data.jsonl", b"\n".join(body))
-        for name, data in members.items():
-            if name.strip("/") and not name.endswith("/"):  # zipfile cannot write an empty name
-                archive.writestr(name, data)
+        for name, (data, encoding) in members.items():
+            archive.writestr(_member_info(name, encoding), data)
     before = snapshot(project)
     try:
         import_project_file(

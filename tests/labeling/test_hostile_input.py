@@ -62,6 +62,16 @@ def test_a_damaged_archive_member_is_named_and_nothing_is_stored(project, member
     assert "cannot be read" in problem.reason
 
 
+def test_a_member_name_falsely_flagged_utf8_is_refused_with_a_reason(project):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("data.jsonl", jsonl(Q1, text_item("d1")).getvalue())
+        archive.writestr("caf\u00e9.png", png())
+    raw = buffer.getvalue().replace("caf\u00e9".encode(), b"caf\xe9\xff")  # same length, not UTF-8
+    error = refused(project, io.BytesIO(raw), filename="data.zip")
+    assert "not valid UTF-8" in error.problems[0].reason
+
+
 @pytest.mark.parametrize(
     ("line", "field", "reason"),
     [

@@ -199,6 +199,13 @@ class JudgmentSerializer(serializers.ModelSerializer):
     def get_grades(self, judgment: Judgment) -> dict[str, int]:
         return {g.item.external_id: g.grade for g in judgment.grades.all()}
 
+    def to_representation(self, judgment):
+        data = super().to_representation(judgment)
+        if self.context.get("blind"):
+            # An annotator who remembers their choice would learn which side was the anchor.
+            data["outcome"] = None
+        return data
+
 
 class JudgmentListApi(ProjectScoped, ListAPIView):
     """Judgments of the project, newest first, paginated. Annotators see only their own."""
@@ -231,6 +238,10 @@ class JudgmentListApi(ProjectScoped, ListAPIView):
         if kind := self.request.query_params.get("kind"):
             judgments = judgments.filter(kind=kind)
         return judgments
+
+    def get_serializer_context(self):
+        role = selectors.role_of(user=self.request.user, project=self.project)
+        return {**super().get_serializer_context(), "blind": role == Role.ANNOTATOR}
 
 
 # --- exports, versions, dashboard -------------------------------------------------------------

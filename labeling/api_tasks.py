@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from . import assignment, selectors
 from .errors import PagewiseError
-from .models import Item, Project, Task, TaskKind
+from .models import Item, Project, Role, Task, TaskKind
 
 SNIPPET_CHARS = 320
 EMPTY_MESSAGE = (
@@ -42,7 +42,13 @@ class TaskQuerySerializer(serializers.Serializer):
 class TaskPayloadSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     kind = serializers.ChoiceField(choices=TaskKind.choices)
-    reason = serializers.CharField(allow_blank=True, help_text="Why this task was chosen.")
+    reason = serializers.CharField(
+        allow_blank=True,
+        help_text=(
+            "Why this task was chosen: for the project's leads only, empty for annotators (a "
+            "comparison is blind: nothing says which side is the anchor or its grade)."
+        ),
+    )
     lease_expires_at = serializers.DateTimeField()
     query = TaskQuerySerializer()
     items = TaskItemSerializer(
@@ -118,7 +124,11 @@ class SubmittedJudgmentSerializer(serializers.Serializer):
     task = serializers.IntegerField(source="task_id")
     kind = serializers.CharField()
     outcome = serializers.CharField(
-        allow_null=True, help_text="compare: told from the anchor's side."
+        allow_null=True,
+        help_text=(
+            "compare: told from the anchor's side, for the project's leads only (null for "
+            "annotators: it would tell them which side was the anchor)."
+        ),
     )
     grades = serializers.SerializerMethodField()
     cost = serializers.DecimalField(max_digits=10, decimal_places=4)
@@ -130,6 +140,12 @@ class SubmittedJudgmentSerializer(serializers.Serializer):
             str(item_id): grade
             for item_id, grade in judgment.grades.values_list("item_id", "grade")
         }
+
+    def to_representation(self, judgment):
+        data = super().to_representation(judgment)
+        if not self.context.get("is_lead"):
+            data["outcome"] = None
+        return data
 
 
 class SkipResultSerializer(serializers.Serializer):
@@ -151,7 +167,14 @@ def item_payload(request, item: Item, position: int | None) -> dict:
     }
 
 
-def task_payload(request, task: Task) -> dict:
+def is_lead_of(*, user, project: Project) -> bool:
+    """Whether the user leads the project: only leads learn why a task was chosen."""
+    return selectors.role_of(user=user, project=project) == Role.LEAD
+
+
+def task_payload(request, task: Task, *, is_lead: bool = False) -> dict:
+    """The task as the client shows it. Blind for annotators: the reason (which names the anchor,
+    its grade and the search step) is left empty, and a comparison's sides are dealt at random."""
     sides_token = None
     if task.kind == TaskKind.GRADE_PAGE:
         query = task.page.query
@@ -166,7 +189,7 @@ def task_payload(request, task: Task) -> dict:
     return {
         "id": task.pk,
         "kind": task.kind,
-        "reason": task.reason,
+        "reason": task.reason if is_lead else "",
         "lease_expires_at": task.lease_expires_at,
         "query": {"id": query.external_id, "text": query.text},
         "items": items,
@@ -217,7 +240,11 @@ class NextTaskApi(APIView):
         task = assignment.claim_next_task(annotator=request.user, project=project)
         progress = assignment.annotator_progress(annotator=request.user, project=project)
         body = {
-            "task": task_payload(request, task) if task else None,
+            "task": (
+                task_payload(request, task, is_lead=is_lead_of(user=request.user, project=project))
+                if task
+                else None
+            ),
             "message": "" if task else EMPTY_MESSAGE,
             "project": project_payload(project),
             "progress": progress_payload(progress),
@@ -280,8 +307,9 @@ class SubmitJudgmentApi(APIView):
             outcome=outcome,
             duration_ms=data["duration_ms"],
         )
+        is_lead = is_lead_of(user=request.user, project=task.project)
         return Response(
-            SubmittedJudgmentSerializer(judgment).data,
+            SubmittedJudgmentSerializer(judgment, context={"is_lead": is_lead}).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 

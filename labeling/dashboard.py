@@ -29,7 +29,9 @@ from .models import (
     Project,
     Role,
     Split,
+    Task,
     TaskKind,
+    TaskStatus,
 )
 from .selectors import budget_status
 from .signals import announce, project_settings_changed
@@ -275,6 +277,39 @@ def agreement(*, project: Project) -> dict[str, Any]:
     }
 
 
+OPEN_TASKS_SHOWN = 50
+
+
+def open_tasks(*, project: Project, limit: int = OPEN_TASKS_SHOWN) -> dict[str, Any]:
+    """The open and leased tasks, best first, with why each was chosen (the reason names a
+    comparison's anchor and its grade, so only leads see it: annotators' tasks are blind)."""
+    tasks = (
+        Task.objects.filter(project=project, status__in=[TaskStatus.OPEN, TaskStatus.LEASED])
+        .select_related("page__query", "anchor__query", "assignee")
+        .annotate(judged=Count("judgments", distinct=True))
+        .prefetch_related("excluded_annotators")
+        .order_by("-priority", "id")
+    )
+    rows = []
+    for task in tasks[:limit]:
+        query = task.page.query if task.page_id else task.anchor.query
+        rows.append(
+            {
+                "id": task.pk,
+                "kind": task.kind,
+                "status": task.status,
+                "query": query.external_id,
+                "reason": task.reason,
+                "priority": task.priority,
+                "judged": task.judged,
+                "judgments_required": task.judgments_required,
+                "assignee": task.assignee.username if task.assignee_id else None,
+                "excluded": sorted(u.username for u in task.excluded_annotators.all()),
+            }
+        )
+    return {"total": tasks.count(), "shown": rows}
+
+
 def dashboard_summary(*, project: Project) -> dict[str, Any]:
     from active_selection.services import search_progress
 
@@ -290,6 +325,7 @@ def dashboard_summary(*, project: Project) -> dict[str, Any]:
         "searches": search_progress(project=project),
         "throughput": throughput(project=project),
         "agreement": agreement(project=project),
+        "open_tasks": open_tasks(project=project),
     }
 
 

@@ -99,7 +99,7 @@ def _judgment_rows(project: Project) -> Iterator[dict]:
             "pk", "client_uuid", "task_id", "kind", "annotator__username", "created_at",
             "duration_ms", "cost", "outcome", "task__anchor__external_id",
             "task__other__external_id", "task__page__query__external_id",
-            "task__anchor__query__external_id",
+            "task__anchor__query__external_id", "task__reason",
         )
     )  # fmt: skip
     grades = iter(
@@ -110,7 +110,7 @@ def _judgment_rows(project: Project) -> Iterator[dict]:
     )
     pending = next(grades, None)
     for (pk, client_uuid, task_id, kind, annotator, created_at, duration_ms, cost, outcome,
-         anchor, other, page_query, compare_query) in judgments.iterator(chunk_size=CHUNK):  # fmt: skip
+         anchor, other, page_query, compare_query, reason) in judgments.iterator(chunk_size=CHUNK):  # fmt: skip
         item_grades: dict[str, int] = {}
         while pending is not None and pending[0] <= pk:
             if pending[0] == pk:
@@ -129,6 +129,7 @@ def _judgment_rows(project: Project) -> Iterator[dict]:
             "outcome": outcome,
             "anchor": anchor,
             "other": other,
+            "reason": reason,
             "grades": item_grades,
         }
 
@@ -140,7 +141,7 @@ def judgments_jsonl(project: Project) -> Iterator[str]:
 
 CSV_COLUMNS = [
     "judgment_id", "client_uuid", "task_id", "kind", "query", "annotator", "created_at",
-    "duration_ms", "cost", "outcome", "anchor", "other", "grades",
+    "duration_ms", "cost", "outcome", "anchor", "other", "reason", "grades",
 ]  # fmt: skip
 
 

@@ -108,7 +108,10 @@
         "div",
         { class: "task-kind" },
         el("span", { class: "badge", text: title }),
-        task.reason ? el("span", { class: "why", text: `Why this task: ${task.reason}` }) : null,
+        // A comparison stays blind even for a lead who judges it: its reason names the anchor.
+        task.reason && task.kind !== "compare"
+          ? el("span", { class: "why", text: `Why this task: ${task.reason}` })
+          : null,
       ),
       el(
         "div",

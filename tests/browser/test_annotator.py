@@ -130,7 +130,7 @@ def test_annotator_grades_a_page_and_answers_a_comparison_with_the_keyboard(
     )
     assert shown == in_page_order
     assert page.text_content("#query-text") == page_task.page.query.text
-    assert "Why this task" in page.text_content(".why")
+    assert page.query_selector(".why") is None  # why a task was chosen is for leads
     page.screenshot(path=SCREENSHOTS / "02-grade-page-start.png", full_page=True)
 
     n = len(shown)
@@ -206,3 +206,37 @@ def test_annotator_grades_a_page_and_answers_a_comparison_with_the_keyboard(
     page.screenshot(path=SCREENSHOTS / "06-empty.png", full_page=True)
     # The lost response above is the only failed request the page may have logged.
     assert [e for e in page.errors if "ERR_FAILED" not in e] == []
+
+
+def test_compare_task_is_blind_for_the_annotator_while_the_lead_sees_why(
+    live_server, browser_page, demo_tasks
+):
+    project, page_task, compare_task = demo_tasks
+    Task.objects.filter(pk=page_task.pk).update(status=TaskStatus.DONE)
+    reason = "Search probe against anchor “Long exposure photography” (grade 3)"
+    Task.objects.filter(pk=compare_task.pk).update(reason=reason)
+    page = browser_page
+
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=username]", "annotator1")
+    page.fill("input[name=password]", "pagewise-annotator1")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live_server.url}/")
+    page.goto(f"{live_server.url}/projects/{project.slug}/annotate/")
+    page.wait_for_selector(f'#task[data-kind="compare"][data-task-id="{compare_task.pk}"]')
+    shown = page.text_content("#task").lower()
+    for leak in ("anchor", "grade", "search", "probe", "why this task", "long exposure"):
+        assert leak not in shown, leak
+    assert page.query_selector(".why") is None
+    page.screenshot(path=SCREENSHOTS / "07-compare-blind.png", full_page=True)
+
+    page.context.clear_cookies()  # log out
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=username]", "lead")
+    page.fill("input[name=password]", "pagewise-lead")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live_server.url}/")
+    page.goto(f"{live_server.url}/projects/{project.slug}/dashboard/")
+    page.wait_for_selector("#open-tasks")
+    assert reason in page.text_content("#open-tasks")
+    page.screenshot(path=SCREENSHOTS / "08-lead-open-tasks.png", full_page=True)

@@ -62,7 +62,7 @@ def assert_error_shape(response, status: int) -> dict:
 # --- claiming -------------------------------------------------------------------------------
 
 
-def test_next_returns_the_page_with_its_query_items_in_page_order_and_why(project, annotator):
+def test_next_returns_the_page_with_its_query_items_in_page_order(project, annotator):
     task = make_page_task(project, items=3, reason="Top band of text and image")
     client = api_as(annotator)
 
@@ -72,7 +72,7 @@ def test_next_returns_the_page_with_its_query_items_in_page_order_and_why(projec
     body = response.json()
     payload = body["task"]
     assert payload["id"] == task.pk and payload["kind"] == "grade_page"
-    assert payload["reason"] == "Top band of text and image"
+    assert payload["reason"] == ""  # why a task was chosen is for leads
     assert payload["query"] == {"id": task.page.query.external_id, "text": "tabby cat"}
     assert [item["id"] for item in payload["items"]] == page_item_ids(task)
     assert [item["position"] for item in payload["items"]] == [0, 1, 2]
@@ -124,7 +124,48 @@ def test_compare_payload_hides_the_anchor_and_the_choice_is_stored_from_its_side
     expected = (
         CompareOutcome.ANCHOR_BETTER if left == task.anchor_id else CompareOutcome.OTHER_BETTER
     )
-    assert Judgment.objects.get().outcome == expected == response.json()["outcome"]
+    assert Judgment.objects.get().outcome == expected
+    # Told from the anchor's side, the outcome would say which side the anchor was.
+    assert response.json()["outcome"] is None
+
+
+def test_annotator_compare_task_is_blind_while_a_lead_sees_why(project, annotator, make_user):
+    task = make_compare_task(project)
+    Task.objects.filter(pk=task.pk).update(
+        reason="Search probe against anchor 'Long exposure' (grade 3)", judgments_required=2
+    )
+    lead = make_user("lea", role=Role.LEAD, project=project)
+
+    seen = next_task(api_as(annotator)).json()["task"]
+    text = str(seen).lower()
+    assert seen["reason"] == ""
+    for leak in ("anchor", "grade", "search", "probe", "long exposure"):
+        assert leak not in text
+    judged = submit(
+        api_as(annotator), task.pk,
+        {"client_uuid": str(uuid.uuid4()), "choice": "equal", "sides": seen["sides"]},
+    )  # fmt: skip
+    assert judged.json()["outcome"] is None
+    mine = api_as(annotator).get("/api/projects/p/judgments/").json()["results"]
+    assert [row["outcome"] for row in mine] == [None]
+
+    as_lead = next_task(api_as(lead)).json()["task"]
+    assert as_lead["id"] == task.pk and "anchor 'Long exposure' (grade 3)" in as_lead["reason"]
+    listed = api_as(lead).get("/api/projects/p/judgments/").json()["results"]
+    assert [row["outcome"] for row in listed] == ["equal"]
+    dashboard = api_as(lead).get("/api/projects/p/dashboard/").json()
+    assert dashboard["open_tasks"]["shown"][0]["reason"].startswith("Search probe against")
+    assert api_as(annotator).get("/api/projects/p/dashboard/").status_code == 403
+
+
+def test_compare_sides_are_dealt_at_random(project, annotator):
+    task = make_compare_task(project)
+    client = api_as(annotator)
+    lefts = set()
+    for _ in range(40):  # the same lease: each call deals the sides again
+        lefts.add(next_task(client).json()["task"]["items"][0]["id"])
+    # Both orders appear (a fixed order fails this with certainty; chance: 2 in 2^40).
+    assert lefts == {task.anchor_id, task.other_id}
 
 
 # --- submitting -----------------------------------------------------------------------------

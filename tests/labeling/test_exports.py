@@ -89,6 +89,17 @@ def test_judgments_jsonl_has_one_line_per_judgment_with_item_grades(
     assert compared[0]["anchor"] == "q1-d0" and compared[0]["grades"] == {}
 
 
+def test_judgments_export_keeps_why_each_task_was_chosen(scientist_client, project, small):
+    # The reason is hidden from annotators (blind comparisons), never from the exports.
+    Task.objects.filter(project=project, kind="compare").update(reason="Search probe (grade 3)")
+    records = [json.loads(line) for line in download(scientist_client, project, "judgments-jsonl")[1].splitlines()]  # fmt: skip
+    assert {r["reason"] for r in records if r["kind"] == "compare"} == {"Search probe (grade 3)"}
+    rows = list(
+        csv.DictReader(io.StringIO(download(scientist_client, project, "judgments-csv")[1]))
+    )
+    assert {r["reason"] for r in rows if r["kind"] == "compare"} == {"Search probe (grade 3)"}
+
+
 def test_judgments_csv_has_a_header_and_one_row_per_judgment(scientist_client, project, small):
     response, text = download(scientist_client, project, "judgments-csv")
     assert re.fullmatch(rf"p-judgments-{STAMP}\.csv", filename_of(response))

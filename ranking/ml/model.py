@@ -100,14 +100,14 @@ class WholePageReranker(nn.Module):
         )
 
     def forward(self, batch: PageBatch) -> RerankerOutput:
-        x = batch.features
-        t, i = self.config.text_dim, self.config.image_dim
-        h = (
-            self.text_proj(x[..., :t])
-            + self.image_proj(x[..., t : t + i])
-            + self.scalar_proj(x[..., t + i :])
-            + self.modality_embedding(batch.modalities)
+        # The three projections are one linear map of the whole feature row: one matmul over the
+        # contiguous features instead of three over strided slices (each of which was copied).
+        # The parameters stay three modules, so saved versions load unchanged.
+        weight = torch.cat(
+            [self.text_proj.weight, self.image_proj.weight, self.scalar_proj.weight], dim=1
         )
+        h = nn.functional.linear(batch.features, weight, self.text_proj.bias)
+        h = h + self.modality_embedding(batch.modalities)
         h = h + self.item_tower(h)
         if self.page_encoder is not None:
             # Padding is masked as keys, so it never changes what a real item attends to.

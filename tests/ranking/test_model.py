@@ -122,3 +122,22 @@ def test_a_model_without_page_encoder_still_scores():
     flat = WholePageReranker(config)
     scores = flat.score(collate_pages(_pages([3])))
     assert scores.shape == (1, 3)
+
+
+def test_one_projection_of_the_feature_row_scores_as_the_three_projections_did(model):
+    """The fused input projection (one matmul) is the sum of the per-part projections it replaced."""
+    batch = collate_pages(_pages([5, 9, 7], seed=3))
+    t, i = CONFIG.text_dim, CONFIG.image_dim
+    x = batch.features
+    with torch.inference_mode():
+        h = (
+            model.text_proj(x[..., :t])
+            + model.image_proj(x[..., t : t + i])
+            + model.scalar_proj(x[..., t + i :])
+            + model.modality_embedding(batch.modalities)
+        )
+        h = h + model.item_tower(h)
+        h = model.page_encoder(h, src_key_padding_mask=batch.padding_mask)
+        expected = model.head(h).softmax(dim=-1) @ model.grade_values
+        expected = expected.masked_fill(~batch.mask, float("-inf"))
+    torch.testing.assert_close(model.score(batch), expected, rtol=0, atol=1e-6)

@@ -10,6 +10,7 @@ import logging
 import math
 from collections import defaultdict
 from decimal import Decimal
+from functools import partial
 
 from django.db import transaction
 from django.db.models import Count, Q, Sum
@@ -31,6 +32,7 @@ from labeling.models import (
     TaskStatus,
 )
 from labeling.selectors import budget_status
+from labeling.signals import announce, search_finished
 from ranking.services import maybe_queue_retrain
 
 from . import search as pure
@@ -351,6 +353,9 @@ def _finish(search: AnchorSearch, state: pure.QuerySearch) -> None:
     )
     search.status = AnchorSearch.Status.DONE
     search.save(update_fields=["status", "updated_at"])
+    transaction.on_commit(
+        partial(announce, search_finished, project_id=search.project_id, search_id=search.pk)
+    )
 
 
 def _store_upstream_pairs(project: Project, query: Query, ordered: list[int]) -> None:

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "labeling",
     "ranking",
     "active_selection",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -194,6 +195,12 @@ CELERY_BEAT_SCHEDULE = {
     }
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# Webhooks: attempts per delivery, the first retry's wait (doubling after each failure, capped at
+# an hour) and each request's timeout.
+PAGEWISE_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("PAGEWISE_WEBHOOK_MAX_ATTEMPTS", 6))
+PAGEWISE_WEBHOOK_BACKOFF_SECONDS = float(os.environ.get("PAGEWISE_WEBHOOK_BACKOFF_SECONDS", 30))
+PAGEWISE_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("PAGEWISE_WEBHOOK_TIMEOUT_SECONDS", 10))
 
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -534,7 +534,7 @@ def _store(
             )
             if changed:
                 Item.objects.bulk_update(changed, ["upstream_rank"], batch_size=500)
-            ImportRun.objects.create(
+            run = ImportRun.objects.create(
                 project=project,
                 filename=filename[:300],
                 queries_created=len(new_queries),
@@ -546,7 +546,9 @@ def _store(
             default_storage.delete(name)
         raise
     # After the commit, so no worker sees an import that was rolled back.
-    transaction.on_commit(lambda: announce(items_imported, project_id=project.pk))
+    transaction.on_commit(
+        lambda: announce(items_imported, project_id=project.pk, import_run_id=run.pk)
+    )
     return ImportResult(len(queries), len(items), len(images))
 
 

@@ -10,12 +10,19 @@ log = logging.getLogger(__name__)
 # `judgment_id` and `project_id`. Receivers queue follow-up work (e.g. the active selection engine).
 judgment_recorded = Signal()
 
-# Sent after an import's transaction commits, with project_id.
+# Sent after an import's transaction commits, with project_id and import_run_id.
 items_imported = Signal()
 
 # Sent after a lead's settings change commits (budget, strategy, band, ...), with project_id.
 # Receivers re-plan work the new settings allow (e.g. pages a raised budget can now pay for).
 project_settings_changed = Signal()
+
+# Sent by the floors above (they import labeling, so labeling names what they announce; receivers
+# such as webhooks hear of them without importing their senders), after the commit:
+# a reranker version became the active one, with project_id and version_id;
+version_activated = Signal()
+# an anchor search finished and stored its implied pairs and grades, with project_id and search_id.
+search_finished = Signal()
 
 
 def announce(signal: Signal, **kwargs) -> None:

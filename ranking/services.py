@@ -12,7 +12,7 @@ import math
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from active_selection.models import ImpliedGrade, PairSource, PreferencePair
 from labeling.models import Item, Project, Query, Split
 from labeling.selectors import budget_status, human_grades
 from labeling.services import recompute_upstream_ranks
+from labeling.signals import announce, version_activated
 
 from .ml import baselines
 from .ml.features import UNKNOWN_GRADE, TrainPage
@@ -539,6 +540,15 @@ def _finish_version(version: RerankerVersion) -> None:
             version.message = f"NDCG@10 {version.gold_ndcg10:.4f} < active v{active.number}'s {active.gold_ndcg10:.4f}"
         version.finished_at = timezone.now()
         version.save()
+        if is_better:
+            transaction.on_commit(
+                partial(
+                    announce,
+                    version_activated,
+                    project_id=version.project_id,
+                    version_id=version.pk,
+                )
+            )
 
 
 def active_version(*, project: Project) -> RerankerVersion | None:

@@ -230,6 +230,12 @@ SPECTACULAR_SETTINGS = {
 PAGEWISE_TORCH_DEVICE = os.environ.get("PAGEWISE_TORCH_DEVICE", "")
 # Encode new items (and give unscored ones a built-in upstream score) in a worker after import.
 PAGEWISE_EMBED_AFTER_IMPORT = env_bool("PAGEWISE_EMBED_AFTER_IMPORT", True)
+# Vision-language scorer (README, "Vision-language scorer"): weights are read from local
+# directories only. PAGEWISE_VLM_PATH is the server's model; a project may instead name a model
+# directory under PAGEWISE_VLM_ROOT (a name, never a path, so a lead cannot point anywhere).
+PAGEWISE_VLM_PATH = os.environ.get("PAGEWISE_VLM_PATH", "")
+PAGEWISE_VLM_ROOT = Path(os.environ.get("PAGEWISE_VLM_ROOT", VAR_DIR / "vlm"))
+PAGEWISE_VLM_BATCH_SIZE = int(os.environ.get("PAGEWISE_VLM_BATCH_SIZE", 8))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 

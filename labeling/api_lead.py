@@ -19,12 +19,14 @@ from . import dashboard, exports, selectors
 from .models import (
     MAX_LABEL_COST,
     MAX_PAGE_SIZE,
+    VLM_MODEL_NAME_PATTERN,
     BudgetPolicy,
     Judgment,
     Membership,
     Project,
     Role,
     Strategy,
+    VlmMode,
 )
 from .views_lead import export_response
 
@@ -150,6 +152,26 @@ class ProjectSettingsSerializer(serializers.Serializer):
     )
     retrain_threshold = serializers.IntegerField(min_value=1, max_value=1_000_000)
     judgments_per_task = serializers.IntegerField(min_value=1, max_value=10)
+    vlm_model = serializers.RegexField(
+        VLM_MODEL_NAME_PATTERN,
+        allow_blank=True,
+        max_length=100,
+        help_text="Vision-language model: a directory name under the server's PAGEWISE_VLM_ROOT; "
+        "blank for the server's PAGEWISE_VLM_PATH.",
+        error_messages={
+            "invalid": "Name one model directory (letters, digits, '.', '_', '-'), not a path."
+        },
+    )
+    vlm_mode = serializers.ChoiceField(
+        choices=VlmMode.choices,
+        help_text="pointwise (one item per prompt) or listwise (a page per prompt).",
+    )
+    vlm_upstream = serializers.BooleanField(
+        help_text="Items imported without an upstream score get the vision-language scorer's."
+    )
+    vlm_baseline = serializers.BooleanField(
+        help_text="Report the scorer alone (vlm_zero_shot) beside the label-free baselines."
+    )
 
     def validate_grade_names(self, names: list[str]) -> list[str]:
         if any(not name for name in names):

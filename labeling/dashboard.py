@@ -32,6 +32,7 @@ from .models import (
     Task,
     TaskKind,
     TaskStatus,
+    vlm_model_dir,
 )
 from .selectors import budget_status
 from .signals import announce, project_settings_changed
@@ -423,6 +424,7 @@ def adjudicate(*, project: Project, item_id: int, grade: int, decided_by) -> Adj
 SETTINGS_FIELDS = [
     "grade_names", "grade_cost", "compare_cost", "currency", "budget", "strategy",
     "budget_policy", "page_size", "top_band", "retrain_threshold", "judgments_per_task",
+    "vlm_model", "vlm_mode", "vlm_upstream", "vlm_baseline",
 ]  # fmt: skip
 
 
@@ -451,6 +453,16 @@ def update_project_settings(*, project: Project, changes: dict[str, Any]) -> Pro
             f"The top band ({merged['top_band']}) cannot be larger than the page size "
             f"({merged['page_size']})."
         ]
+    if merged["vlm_upstream"] or merged["vlm_baseline"]:
+        directory = vlm_model_dir(merged["vlm_model"])
+        field = "vlm_model" if merged["vlm_model"] else "vlm_upstream"
+        if directory is None:
+            problems[field] = [
+                "No vision-language model is configured on this server: set PAGEWISE_VLM_PATH, "
+                "or name a model directory under PAGEWISE_VLM_ROOT, before turning the scorer on."
+            ]
+        elif not directory.is_dir():
+            problems[field] = [f"There is no model directory '{directory.name}' on the server."]
     if problems:
         raise PagewiseError("Some settings are not valid.", fields=problems)
     for name, value in merged.items():

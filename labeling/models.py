@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -33,6 +34,24 @@ class BudgetPolicy(models.TextChoices):
 
     BREADTH_FIRST = "breadth_first", "Top bands first"
     PER_QUERY = "per_query", "Whole queries"
+
+
+class VlmMode(models.TextChoices):
+    """How the vision-language scorer reads items: one per prompt, or a whole page per prompt."""
+
+    POINTWISE = "pointwise", "One item per prompt"
+    LISTWISE = "listwise", "A page per prompt"
+
+
+# A project names a model directory under PAGEWISE_VLM_ROOT: one plain name, never a path.
+VLM_MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+
+
+def vlm_model_dir(name: str) -> Path | None:
+    """A project's model directory: `name` under PAGEWISE_VLM_ROOT, else PAGEWISE_VLM_PATH."""
+    if name:
+        return Path(settings.PAGEWISE_VLM_ROOT) / name
+    return Path(settings.PAGEWISE_VLM_PATH) if settings.PAGEWISE_VLM_PATH else None
 
 
 def default_grade_names() -> list[str]:
@@ -89,6 +108,20 @@ class Project(models.Model):
         help_text="New labels (grades + pairs) since the last version that trigger a retrain.",
     )
     judgments_per_task = models.PositiveSmallIntegerField(default=1)
+    vlm_model = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Model directory under PAGEWISE_VLM_ROOT; blank: the server's PAGEWISE_VLM_PATH.",
+    )
+    vlm_mode = models.CharField(max_length=12, choices=VlmMode.choices, default=VlmMode.POINTWISE)
+    vlm_upstream = models.BooleanField(
+        default=False,
+        help_text="Items imported without an upstream score get the vision-language scorer's.",
+    )
+    vlm_baseline = models.BooleanField(
+        default=False,
+        help_text="Report the vision-language scorer alone (vlm_zero_shot) beside the baselines.",
+    )
     training_settings = models.JSONField(
         default=dict,
         blank=True,
@@ -115,6 +148,16 @@ class Project(models.Model):
                 condition=Q(budget_policy__in=BudgetPolicy.values),
                 name="project_budget_policy_valid",
             ),
+            models.CheckConstraint(
+                condition=Q(vlm_mode__in=VlmMode.values), name="project_vlm_mode_valid"
+            ),
+            models.CheckConstraint(
+                # A name, not a path: no separators and no "." or ".." (see VLM_MODEL_NAME_PATTERN).
+                condition=~Q(vlm_model__contains="/")
+                & ~Q(vlm_model__contains="\\")
+                & ~Q(vlm_model__startswith="."),
+                name="project_vlm_model_is_a_name",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -123,6 +166,15 @@ class Project(models.Model):
     @property
     def max_grade(self) -> int:
         return len(self.grade_names) - 1
+
+    @property
+    def vlm_model_dir(self) -> Path | None:
+        """The vision-language model directory this project uses, or None when none is set."""
+        return vlm_model_dir(self.vlm_model)
+
+    @property
+    def uses_vlm(self) -> bool:
+        return self.vlm_upstream or self.vlm_baseline
 
 
 class Role(models.TextChoices):

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from . import dashboard, errors, exports, selectors
 from .imports import import_project_file
-from .models import BudgetPolicy, ImportRun, Project, Role, Strategy
+from .models import BudgetPolicy, ImportRun, Project, Role, Strategy, VlmMode
 
 LEAD_ONLY = (Role.LEAD,)
 READERS = (Role.LEAD, Role.SCIENTIST)
@@ -62,6 +62,23 @@ def export_response(prepared: exports.PreparedExport) -> HttpResponse:
 
 def _settings_initial(project: Project) -> dict:
     return {name: getattr(project, name) for name in dashboard.SETTINGS_FIELDS}
+
+
+def _vlm_card(project: Project) -> dict:
+    """What the settings page says of the vision-language scorer: its model and latest run."""
+    from ranking.vlm_scoring import latest_run
+
+    directory = project.vlm_model_dir
+    run = latest_run(project=project)
+    percent = 0
+    if run is not None and run.items_total:
+        percent = round(100 * run.items_done / run.items_total)
+    return {
+        "directory": directory,
+        "is_present": bool(directory and directory.is_dir()),
+        "run": run,
+        "percent": percent,
+    }
 
 
 @login_required
@@ -109,8 +126,8 @@ def settings_page(request, slug: str):
         _context(
             request, project, "settings",
             values=values, errors=field_errors, strategies=Strategy.choices,
-            budget_policies=BudgetPolicy.choices,
-            simulation=settings_card(project=project),
+            budget_policies=BudgetPolicy.choices, vlm_modes=VlmMode.choices,
+            simulation=settings_card(project=project), vlm=_vlm_card(project),
         ),
     )  # fmt: skip
 

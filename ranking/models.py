@@ -92,3 +92,72 @@ class RerankerVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project} reranker v{self.number} ({self.status})"
+
+
+class ItemVlmScore(models.Model):
+    """An item's grade distribution from the vision-language scorer, cached like embeddings.
+
+    `scorer` names the weights, prompt and labels; `content_key` hashes what the model read (the
+    query, the item's text and image, and in listwise mode the whole page), so a row whose key
+    no longer matches is scored again.
+    """
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="vlm_scores")
+    scorer = models.CharField(max_length=200)
+    mode = models.CharField(max_length=12)
+    content_key = models.CharField(max_length=64)
+    expected_grade = models.FloatField()
+    distribution = models.BinaryField()
+    created_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["item", "scorer", "mode"], name="vlm_score_unique_item_scorer_mode"
+            ),
+            models.CheckConstraint(
+                condition=Q(mode__in=["pointwise", "listwise"]), name="vlm_score_mode_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(expected_grade__gte=0), name="vlm_score_expected_grade_gte_0"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"VLM score of item {self.item_id} ({self.mode})"
+
+
+class VlmScoringRun(models.Model):
+    """One run of the vision-language scorer over a project, with its progress."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="vlm_runs")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    scorer = models.CharField(max_length=200, blank=True)
+    mode = models.CharField(max_length=12, blank=True)
+    items_total = models.PositiveIntegerField(default=0)
+    items_done = models.PositiveIntegerField(default=0)
+    items_scored = models.PositiveIntegerField(
+        default=0, help_text="Items the model read; the rest came from the cache."
+    )
+    seconds = models.FloatField(null=True, blank=True)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["project", "-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(items_done__lte=models.F("items_total")),
+                name="vlm_run_done_lte_total",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"VLM run {self.pk} of project {self.project_id} ({self.status})"

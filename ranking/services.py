@@ -28,6 +28,7 @@ from labeling.selectors import budget_status, human_grades
 from labeling.services import recompute_upstream_ranks
 from labeling.signals import announce, version_activated
 
+from . import vlm_scoring
 from .ml import baselines
 from .ml.features import UNKNOWN_GRADE, TrainPage
 from .ml.features import PreferencePair as PagePair
@@ -119,8 +120,11 @@ def fill_builtin_scores(*, project: Project) -> int:
 
     Where a query's modality has imported scores for some items, the built-in scores of the
     others are placed below the lowest imported one: the two scales are unrelated, and the
-    imported ranker is trusted over the built-in one.
+    imported ranker is trusted over the built-in one. A project that takes its upstream scores
+    from the vision-language scorer leaves them to it (ranking.vlm_scoring).
     """
+    if project.vlm_upstream:
+        return 0
     missing = list(
         Item.objects.filter(
             project=project,
@@ -351,8 +355,14 @@ def evaluate(model: WholePageReranker, pages: list[TrainPage]) -> dict[str, floa
     )
 
 
-def baseline_metrics(pages: list[TrainPage]) -> dict[str, float]:
-    """NDCG@10 of the label-free merges on the same pages, the bar every version must clear."""
+def baseline_metrics(
+    pages: list[TrainPage], *, vlm_grades: dict[int, float] | None = None
+) -> dict[str, float]:
+    """NDCG@10 of the label-free merges on the same pages, the bar every version must clear.
+
+    With `vlm_grades` (item id -> the vision-language scorer's expected grade), also the scorer
+    alone as `vlm_zero_shot`; items it has not scored go last.
+    """
     pages = [p for p in pages if (p.grades >= 0).any()]
     if not pages:
         return {}
@@ -361,6 +371,10 @@ def baseline_metrics(pages: list[TrainPage]) -> dict[str, float]:
         "minmax_merge": lambda p: baselines.minmax_merge(p.upstream_scores, p.modalities),
         "round_robin": lambda p: baselines.round_robin_merge(p.upstream_scores, p.modalities),
     }
+    if vlm_grades and any(i in vlm_grades for p in pages for i in p.item_ids or ()):
+        merges["vlm_zero_shot"] = lambda p: np.array(
+            [vlm_grades.get(i, -np.inf) for i in p.item_ids], dtype=np.float64
+        )
     return {
         name: evaluate_pages(
             [merge(p) for p in pages], [p.grades for p in pages], [p.modalities for p in pages]
@@ -477,7 +491,8 @@ def train_version(
         path = result.model.save(weights_path_for(version))
         metrics = evaluate(result.model, gold) if gold else evaluate(result.model, val_pages)
         metrics["measured_on"] = "gold" if gold else "validation"
-        metrics["baselines"] = baseline_metrics(gold) if gold else {}
+        vlm_grades = vlm_scoring.expected_grades(project=project) if project.vlm_baseline else None
+        metrics["baselines"] = baseline_metrics(gold, vlm_grades=vlm_grades) if gold else {}
         version.graded_items = counts["graded_items"]
         version.pairs_human = counts["pairs_human"]
         version.pairs_implied = counts["pairs_implied"]

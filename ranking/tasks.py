@@ -4,7 +4,8 @@ from celery import shared_task
 
 from labeling.models import Project
 
-from . import services
+from . import services, vlm_scoring
+from .models import VlmScoringRun
 
 
 @shared_task(acks_late=True)
@@ -20,3 +21,15 @@ def retrain_reranker(self, project_id: int) -> int | None:
         return None
     version = services.train_version(project=project, celery_task_id=self.request.id or "")
     return version.number if version else None
+
+
+@shared_task(acks_late=True)
+def score_project_with_vlm(project_id: int, run_id: int | None = None) -> int:
+    """Score the project's items with its vision-language model; returns the items read."""
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return 0
+    run = VlmScoringRun.objects.filter(pk=run_id, project=project).first() if run_id else None
+    if run is not None and run.status == VlmScoringRun.Status.DONE:
+        return 0  # delivered again after it finished
+    return vlm_scoring.score_items(project=project, run=run).items_scored

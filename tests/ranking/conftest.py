@@ -30,3 +30,11 @@ def builtin_rankers(text_encoder, image_encoder):
     from ranking.ml.rankers import BuiltinRankers
 
     return BuiltinRankers(text_encoder, image_encoder)
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm_path(tmp_path_factory):
+    """A tiny random vision-language model saved like real weights (built once per session)."""
+    from ranking.ml.vlm_tiny import build_tiny_vlm
+
+    return build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm"))

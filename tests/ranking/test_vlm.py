@@ -5,14 +5,8 @@ import pytest
 from PIL import Image
 
 from ranking.ml.vlm import LISTWISE, POINTWISE, VlmError, VlmItem, VlmScorer
-from ranking.ml.vlm_tiny import build_tiny_vlm
 
 GRADES = ["not relevant", "somewhat relevant", "relevant", "highly relevant", "perfect"]
-
-
-@pytest.fixture(scope="session")
-def tiny_vlm_path(tmp_path_factory):
-    return build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm"))
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,301 @@
+"""The vision-language scorer on the database: score a project's items (cached by model identity
+and content), give unscored items an upstream score from it, and read its grades back.
+
+Runs in a worker (ranking.tasks.score_project_with_vlm); progress is a VlmScoringRun row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import defaultdict
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Min, Q
+from django.utils import timezone
+from PIL import Image
+
+from labeling.models import Item, Project, VlmMode
+from labeling.services import recompute_upstream_ranks
+
+from .ml.encoders import resolve_device
+from .models import ItemVlmScore, VlmScoringRun, from_bytes, to_bytes
+
+log = logging.getLogger(__name__)
+
+# Items handed to the scorer at once: progress is saved after each chunk.
+CHUNK_ITEMS = 64
+
+
+class VlmNotConfigured(ValueError):
+    """The project asks for the scorer but no model directory is set or present."""
+
+
+def model_dir(*, project: Project) -> Path:
+    """The project's model directory, or VlmNotConfigured saying what to set."""
+    path = project.vlm_model_dir
+    if path is None:
+        raise VlmNotConfigured(
+            "no vision-language model is configured: set PAGEWISE_VLM_PATH on the server, or "
+            "name a model directory under PAGEWISE_VLM_ROOT in the project's settings"
+        )
+    if not path.is_dir():
+        raise VlmNotConfigured(f"the vision-language model directory {path} does not exist")
+    return path
+
+
+@lru_cache(maxsize=2)
+def _load_scorer(path: str, grade_names: tuple[str, ...], device: str, batch_size: int, mtime):
+    from .ml.vlm import VlmScorer
+
+    return VlmScorer(path, grade_names=grade_names, device=device, batch_size=batch_size)
+
+
+def scorer_for(*, project: Project):
+    """The project's VlmScorer, loaded once per process (per model directory and grade scale)."""
+    path = model_dir(project=project)
+    config = path / "config.json"
+    # The config's mtime in the key: weights replaced in place are loaded again.
+    mtime = config.stat().st_mtime if config.exists() else 0
+    return _load_scorer(
+        str(path),
+        tuple(project.grade_names),
+        str(resolve_device(settings.PAGEWISE_TORCH_DEVICE or None)),
+        settings.PAGEWISE_VLM_BATCH_SIZE,
+        mtime,
+    )
+
+
+def item_text(item: Item) -> str:
+    return ". ".join(part for part in (item.title, item.text) if part)
+
+
+def _open_image(item: Item) -> Image.Image | None:
+    if not item.image:
+        return None
+    with item.image.open("rb") as handle, Image.open(handle) as image:
+        return image.convert("RGB")
+
+
+def _item_key(item: Item) -> str:
+    # Image files are named by their content hash on import, so the name stands for the pixels.
+    return f"{item_text(item)}\x1f{item.image.name if item.image else ''}"
+
+
+def _content_key(query_text: str, items: list[Item]) -> str:
+    digest = hashlib.sha256(query_text.encode())
+    for item in items:
+        digest.update(b"\x1e" + _item_key(item).encode())
+    return digest.hexdigest()
+
+
+def _vlm_item(item: Item):
+    from .ml.vlm import VlmItem
+
+    return VlmItem(text=item_text(item), image=_open_image(item))
+
+
+def _units(project: Project, mode: str) -> list[tuple[str, list[Item], str]]:
+    """What one prompt reads: (query text, items, content key) per item, or per page listwise.
+
+    Listwise pages are a query's items in import order, `page_size` at a time: the upstream
+    order may be exactly what is missing.
+    """
+    items = list(
+        Item.objects.filter(project=project).select_related("query").order_by("query_id", "pk")
+    )
+    by_query: dict[int, list[Item]] = defaultdict(list)
+    for item in items:
+        by_query[item.query_id].append(item)
+    units = []
+    for group in by_query.values():
+        query_text = group[0].query.text
+        if mode == VlmMode.LISTWISE:
+            size = max(project.page_size, 1)
+            for start in range(0, len(group), size):
+                page = group[start : start + size]
+                units.append((query_text, page, _content_key(query_text, page)))
+        else:
+            units.extend((query_text, [item], _content_key(query_text, [item])) for item in group)
+    return units
+
+
+def _store(scorer, mode: str, rows: list[tuple[Item, str, float, np.ndarray]]) -> None:
+    ItemVlmScore.objects.bulk_create(
+        [
+            ItemVlmScore(
+                item=item,
+                scorer=scorer.identity,
+                mode=mode,
+                content_key=key,
+                expected_grade=max(float(expected), 0.0),
+                distribution=to_bytes(distribution),
+            )
+            for item, key, expected, distribution in rows
+        ],
+        update_conflicts=True,
+        unique_fields=["item", "scorer", "mode"],
+        update_fields=["content_key", "expected_grade", "distribution", "created_at"],
+    )
+
+
+def score_items(*, project: Project, run: VlmScoringRun | None = None) -> VlmScoringRun:
+    """Score every item of the project whose cached score is missing or stale; then, if the
+    project says so, give items without an imported upstream score the scorer's expected grade.
+    """
+    run = run or VlmScoringRun.objects.create(project=project)
+    started = time.perf_counter()
+    try:
+        scorer = scorer_for(project=project)
+        mode = project.vlm_mode
+        units = _units(project, mode)
+        cached = dict(
+            ItemVlmScore.objects.filter(
+                item__project=project, scorer=scorer.identity, mode=mode
+            ).values_list("item_id", "content_key")
+        )
+        stale = [u for u in units if any(cached.get(i.pk) != u[2] for i in u[1])]
+        run.status = VlmScoringRun.Status.RUNNING
+        run.scorer, run.mode = scorer.identity, mode
+        run.items_total = sum(len(u[1]) for u in units)
+        run.items_done = run.items_total - sum(len(u[1]) for u in stale)
+        run.save()
+        chunk: list = []
+        for index, unit in enumerate(stale):
+            chunk.append(unit)
+            if sum(len(u[1]) for u in chunk) < CHUNK_ITEMS and index < len(stale) - 1:
+                continue
+            if mode == VlmMode.LISTWISE:
+                results = scorer.score_pages(
+                    [(q, [_vlm_item(i) for i in items]) for q, items, _ in chunk]
+                )
+            else:
+                pointwise = scorer.score_pairs(
+                    [q for q, _, _ in chunk], [_vlm_item(items[0]) for _, items, _ in chunk]
+                )
+                results = [
+                    type(pointwise)(
+                        pointwise.expected[[i]], pointwise.distribution[[i]], pointwise.mode
+                    )
+                    for i in range(len(chunk))
+                ]
+            rows = []
+            for (_, items, key), result in zip(chunk, results, strict=True):
+                rows.extend(
+                    (item, key, result.expected[i], result.distribution[i])
+                    for i, item in enumerate(items)
+                )
+            _store(scorer, mode, rows)
+            run.items_done += len(rows)
+            run.items_scored += len(rows)
+            run.save(update_fields=["items_done", "items_scored"])
+            chunk = []
+        if project.vlm_upstream:
+            fill_upstream_scores(project=project, scorer_identity=scorer.identity, mode=mode)
+        run.status = VlmScoringRun.Status.DONE
+    except Exception as exc:
+        run.status = VlmScoringRun.Status.FAILED
+        run.message = str(exc)[:2000]
+        log.exception("vision-language scoring of project %s failed", project.pk)
+    run.seconds = round(time.perf_counter() - started, 3)
+    run.finished_at = timezone.now()
+    run.save()
+    return run
+
+
+def expected_grades(
+    *, project: Project, scorer_identity: str | None = None, mode: str | None = None
+) -> dict[int, float]:
+    """Item id -> the scorer's expected grade, for the project's current model and mode.
+
+    Without `scorer_identity`, the latest finished run's scorer (so a read needs no model).
+    """
+    if scorer_identity is None:
+        run = (
+            VlmScoringRun.objects.filter(project=project, status=VlmScoringRun.Status.DONE)
+            .exclude(scorer="")
+            .first()
+        )
+        if run is None:
+            return {}
+        scorer_identity, mode = run.scorer, run.mode
+    return dict(
+        ItemVlmScore.objects.filter(
+            item__project=project, scorer=scorer_identity, mode=mode or project.vlm_mode
+        ).values_list("item_id", "expected_grade")
+    )
+
+
+def grade_distributions(*, project: Project, item_ids) -> dict[int, np.ndarray]:
+    """Item id -> grade distribution of the latest finished run's scorer."""
+    run = (
+        VlmScoringRun.objects.filter(project=project, status=VlmScoringRun.Status.DONE)
+        .exclude(scorer="")
+        .first()
+    )
+    if run is None:
+        return {}
+    return {
+        item_id: from_bytes(data)
+        for item_id, data in ItemVlmScore.objects.filter(
+            item_id__in=list(item_ids), scorer=run.scorer, mode=run.mode
+        ).values_list("item_id", "distribution")
+    }
+
+
+@transaction.atomic
+def fill_upstream_scores(*, project: Project, scorer_identity: str, mode: str) -> int:
+    """Items imported without an upstream score (or given a built-in one) take the scorer's
+    expected grade. Where a query's modality has imported scores, they go below the lowest one,
+    as the built-in rankers' do: the imported ranker is trusted over any built-in one."""
+    grades = expected_grades(project=project, scorer_identity=scorer_identity, mode=mode)
+    items = list(
+        Item.objects.filter(project=project, pk__in=list(grades)).filter(
+            Q(is_score_builtin=True) | Q(upstream_score__isnull=True)
+        )
+    )
+    if not items:
+        return 0
+    lowest = {
+        (query_id, modality): low
+        for query_id, modality, low in Item.objects.filter(
+            project=project, upstream_score__isnull=False, is_score_builtin=False
+        )
+        .values("query_id", "modality")
+        .annotate(low=Min("upstream_score"))
+        .values_list("query_id", "modality", "low")
+    }
+    top = project.max_grade + 1
+    for item in items:
+        low = lowest.get((item.query_id, item.modality))
+        grade = grades[item.pk]
+        item.upstream_score = grade if low is None else low - top + grade
+        item.is_score_builtin = True
+    Item.objects.bulk_update(items, ["upstream_score", "is_score_builtin"], batch_size=500)
+    recompute_upstream_ranks(project=project)
+    return len(items)
+
+
+def queue_scoring(*, project: Project) -> VlmScoringRun | None:
+    """Queue a scoring run after the commit when the project uses the scorer; None otherwise."""
+    if not project.uses_vlm:
+        return None
+    open_run = VlmScoringRun.objects.filter(
+        project=project, status=VlmScoringRun.Status.QUEUED
+    ).first()
+    if open_run is not None:
+        return open_run
+    run = VlmScoringRun.objects.create(project=project)
+    from . import tasks
+
+    transaction.on_commit(lambda: tasks.score_project_with_vlm.delay(project.pk, run.pk))
+    return run
+
+
+def latest_run(*, project: Project) -> VlmScoringRun | None:
+    return VlmScoringRun.objects.filter(project=project).first()

@@ -7,3 +7,19 @@ def test_benchmark_reports_epoch_time_throughput_and_peak_memory():
     assert figures["pages_per_second"] > 0
     assert figures["peak_rss_mb"] > 50
     assert figures["queries"] == 24 and figures["threads"] == 1
+
+
+def test_vlm_benchmark_reports_items_and_pages_per_second(tiny_vlm_path, tmp_path):
+    import json
+
+    from django.core.management import call_command
+
+    out = tmp_path / "bench_vlm.json"
+    call_command(
+        "bench_vlm", "--model", str(tiny_vlm_path), "--items", "6", "--pages", "2",
+        "--page-items", "3", "--batch-size", "3", "--threads", "1", "--json", str(out),
+    )  # fmt: skip
+    figures = json.loads(out.read_text())
+    assert figures["pointwise_items_per_second"] > 0
+    assert figures["listwise_pages_per_second"] > 0
+    assert figures["items"] == 6 and figures["pages"] == 2 and figures["device"] == "cpu"

@@ -1,0 +1,174 @@
+"""The lead's workflow in Chromium: create a project, import, invite someone who sets a password,
+an API token shown once, a 403 that says why, and webhooks delivered to a local receiver.
+
+Drives Debian's Chromium through Playwright against the live server; screenshots go to
+test-artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+
+from labeling.models import Membership, Project
+from tests.webhooks.receiver import start_receiver
+from webhooks.models import Delivery
+
+from .chromium import CHROMIUM_ARGS, SCREENSHOTS
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def chromium(live_server, monkeypatch):
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from django.db import connections
+    from playwright.sync_api import sync_playwright
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=shutil.which("chromium"), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            connections.close_all()
+            browser.close()
+
+
+def log_in(browser, live_server, username: str, password: str):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live_server.url}/")
+    return context, page, errors
+
+
+LINES = [
+    {"type": "query", "id": "q1", "text": "red running shoes", "split": "train"},
+    {"type": "item", "id": "t1", "query": "q1", "modality": "text", "title": "Trail runner review",
+     "text": "A light red shoe.", "upstream_score": 0.9},
+    {"type": "item", "id": "t2", "query": "q1", "modality": "text", "title": "Sock guide",
+     "text": "Socks.", "upstream_score": 0.2},
+]  # fmt: skip
+
+
+def test_a_lead_creates_a_project_imports_and_invites_someone_who_gets_an_api_token(
+    live_server, chromium, tmp_path
+):
+    maria = get_user_model().objects.create_user("maria", password="pagewise-maria-1")
+    maria.user_permissions.add(Permission.objects.get(codename="add_project"))
+    context, page, errors = log_in(chromium, live_server, "maria", "pagewise-maria-1")
+
+    page.click("#new-project-link")
+    page.fill("#name", "Shoe search")
+    page.fill("#modalities", "text, image")
+    page.fill("#budget", "25")
+    page.screenshot(path=SCREENSHOTS / "lead-new-project.png", full_page=True)
+    page.click("#new-project button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/projects/shoe-search/import/")
+    project = Project.objects.get(slug="shoe-search")
+    assert str(project.budget) == "25.00" and project.modalities == ["text", "image"]
+    data = tmp_path / "shoes.jsonl"
+    data.write_text("".join(json.dumps(line) + "\n" for line in LINES))
+    page.set_input_files("#file", str(data))
+    page.click("#import-form button[type=submit]")
+    page.wait_for_selector("text=Imported.")
+    assert project.items.count() == 2
+
+    page.click(".lead-nav >> text=Members")
+    page.fill("#invite-username", "newbie")
+    page.select_option("#invite-role", "annotator")
+    page.click("#invite button[type=submit]")
+    link = page.input_value("#invite-link")
+    assert "/accounts/set-password/" in link
+    page.screenshot(path=SCREENSHOTS / "lead-invite-link.png", full_page=True)
+    assert errors == []
+    context.close()
+
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.goto(link)
+    page.fill("#id_new_password1", "tangerine-kite-93")
+    page.fill("#id_new_password2", "tangerine-kite-93")
+    page.screenshot(path=SCREENSHOTS / "invitee-set-password.png", full_page=True)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    assert "Shoe search" in page.text_content("main")
+    assert Membership.objects.get(user__username="newbie").role == "annotator"
+
+    page.goto(f"{live_server.url}/projects/shoe-search/settings/")
+    assert "This needs the role lead in" in page.text_content("#forbidden")
+    page.screenshot(path=SCREENSHOTS / "forbidden-with-reason.png", full_page=True)
+    page.click("#forbidden >> text=Your projects")
+    page.wait_for_url(f"{live_server.url}/")
+
+    page.click("text=API token")
+    page.click("#api-token button:has-text('Create a token')")
+    key = page.input_value("#token-key")
+    page.screenshot(path=SCREENSHOTS / "api-token-shown-once.png", full_page=True)
+    api = context.request.get(
+        f"{live_server.url}/api/projects/", headers={"Authorization": f"Token {key}"}
+    )
+    assert api.status == 200 and api.json()["results"][0]["slug"] == "shoe-search"
+    page.goto(f"{live_server.url}/account/api-token/")
+    assert key not in page.content()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#api-token button:has-text('Revoke')")
+    page.wait_for_selector("text=Token revoked")
+    anonymous = chromium.new_context()
+    refused = anonymous.request.get(
+        f"{live_server.url}/api/projects/", headers={"Authorization": f"Token {key}"}
+    )
+    assert refused.status == 401
+    anonymous.close()
+    context.close()
+
+
+def test_a_lead_registers_a_webhook_sends_a_test_delivery_and_replays_it(live_server, chromium):
+    project = Project.objects.create(slug="shoes", name="Shoe search")
+    lead = get_user_model().objects.create_user("lead", password="pagewise-lead-1")
+    Membership.objects.create(project=project, user=lead, role="lead")
+    receiver, server = start_receiver([500])
+    try:
+        context, page, errors = log_in(chromium, live_server, "lead", "pagewise-lead-1")
+        page.goto(f"{live_server.url}/projects/shoes/webhooks/")
+        page.fill("#url", "ftp://example.org/hook")
+        page.click("#add-webhook button[type=submit]")
+        assert "Only http:// and https:// URLs can receive webhooks" in page.text_content("main")
+        page.fill("#url", receiver.url)
+        page.click("#add-webhook button[type=submit]")
+        page.wait_for_selector("#secret")
+        page.click("text=Send a test delivery")
+        page.wait_for_selector("#deliveries tr.delivery[data-status=succeeded]")
+        assert len(receiver.requests) == 2, "the receiver refused the first attempt (500)"
+        page.click("#deliveries >> text=Replay")
+        page.wait_for_selector("text=replay of")
+        assert len(receiver.requests) == 3
+        rows = page.locator("#deliveries tr.delivery")
+        assert rows.count() == 2
+        page.click("#deliveries details summary >> nth=1")
+        page.click("#secret summary")
+        page.screenshot(path=SCREENSHOTS / "lead-webhooks.png", full_page=True)
+        original = Delivery.objects.get(replay_of__isnull=True)
+        assert original.attempts == 2
+        assert list(original.attempt_log.values_list("response_status", flat=True)) == [500, 200]
+        page.goto(f"{live_server.url}/projects/shoes/webhooks/")
+        assert "ping · Delivered" in page.text_content("#webhooks")
+        assert errors == []
+        context.close()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "labeling",
     "ranking",
     "active_selection",
@@ -224,6 +225,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Projects, imports, tasks and judgments for whole-page relevance labeling.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The docs pages load Swagger UI and Redoc from the sidecar's static files, never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Models ---------------------------------------------------------------------------------

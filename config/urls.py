@@ -5,7 +5,11 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.urls import include, path
 from django.views.static import serve
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerView,
+)
 
 from labeling import api as labeling_api
 from labeling import api_tasks as labeling_api_tasks
@@ -21,6 +25,9 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # Swagger UI and Redoc from drf-spectacular-sidecar's bundled assets: no CDN, works offline.
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("api/projects/", labeling_api.ProjectListApi.as_view(), name="api-projects"),
     path("api/projects/<slug:slug>/", labeling_api.ProjectDetailApi.as_view(), name="api-project"),
     path("api/projects/<slug:slug>/import/", labeling_api.ImportApi.as_view(), name="api-import"),

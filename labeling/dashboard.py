@@ -15,6 +15,8 @@ from decimal import Decimal
 from itertools import combinations
 from typing import Any
 
+import krippendorff
+import numpy as np
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Count, Max, Q, Sum
@@ -47,50 +49,20 @@ def krippendorff_alpha(units: Iterable[Sequence[float]], *, level: str = "ordina
 
     `level` is "nominal", "ordinal" or "interval". Units with fewer than two values are not
     pairable and are ignored. None when alpha is undefined (no pairable unit, or every value the
-    same so no disagreement is expected). Follows Krippendorff (2011), "Computing Krippendorff's
-    Alpha-Reliability": coincidence matrix, then 1 - (n-1) * sum o*d / sum n_c*n_k*d.
+    same so no disagreement is expected). Computed by the `krippendorff` library (Krippendorff
+    2011, "Computing Krippendorff's Alpha-Reliability") over the values that occur in pairable
+    units, in order, as the ordinal metric requires.
     """
-    coincidences: dict[tuple[float, float], float] = defaultdict(float)
-    for unit in units:
-        values = list(unit)
-        m = len(values)
-        if m < 2:
-            continue
-        for i, c in enumerate(values):
-            for j, k in enumerate(values):
-                if i != j:
-                    coincidences[(c, k)] += 1 / (m - 1)
-    if not coincidences:
-        return None
-    totals: dict[float, float] = defaultdict(float)
-    for (c, _), weight in coincidences.items():
-        totals[c] += weight
-    n = sum(totals.values())
-    values = sorted(totals)
-
-    if level == "nominal":
-
-        def distance(c: float, k: float) -> float:
-            return 0.0 if c == k else 1.0
-    elif level == "interval":
-
-        def distance(c: float, k: float) -> float:
-            return (c - k) ** 2
-    elif level == "ordinal":
-        position = {v: i for i, v in enumerate(values)}
-
-        def distance(c: float, k: float) -> float:
-            lo, hi = sorted((position[c], position[k]))
-            between = sum(totals[values[g]] for g in range(lo, hi + 1))
-            return (between - (totals[c] + totals[k]) / 2) ** 2
-    else:
+    if level not in ("nominal", "ordinal", "interval"):
         raise ValueError(f"unknown level {level!r}")
-
-    observed = sum(w * distance(c, k) for (c, k), w in coincidences.items())
-    expected = sum(totals[c] * totals[k] * distance(c, k) for c in values for k in values)
-    if expected == 0:
+    pairable = [Counter(unit) for unit in map(list, units) if len(unit) >= 2]
+    domain = sorted(set().union(*pairable)) if pairable else []
+    if len(domain) < 2:
         return None
-    return 1 - (n - 1) * observed / expected
+    counts = np.array([[unit[v] for v in domain] for unit in pairable], dtype=float)
+    return float(
+        krippendorff.alpha(value_counts=counts, value_domain=domain, level_of_measurement=level)
+    )
 
 
 def percent_agreement(units: Iterable[Sequence[Any]]) -> float | None:

@@ -64,5 +64,4 @@ urlpatterns = [
         api_lead.DashboardApi.as_view(),
         name="api-dashboard",
     ),
-    path("api/docs/", views_lead.api_docs, name="api-docs"),
 ]

@@ -353,13 +353,3 @@ def export_download(request, slug: str, format_name: str):
         return export_response(exports.prepare_export(project=project, name=format_name))
     except errors.NotFound as exc:
         raise Http404(exc.message) from None
-
-
-def api_docs(request):
-    """The API docs page: static HTML that renders /api/schema/ in the browser (no CDN)."""
-    from django.contrib.staticfiles import finders
-
-    found = finders.find("api/index.html")
-    if not found:
-        raise Http404("The API docs page is missing.")
-    return FileResponse(open(found, "rb"), content_type="text/html; charset=utf-8")

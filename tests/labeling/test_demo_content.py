@@ -1,4 +1,5 @@
-"""The demo content is valid import data: consistent ids, real offline images, plausible scores."""
+"""The demo data (labeling/demo_data/) is valid import data: consistent ids, real offline images,
+plausible scores."""
 
 from __future__ import annotations
 
@@ -13,13 +14,11 @@ from itertools import combinations
 import pytest
 from PIL import Image
 
-from labeling.demo_content import (
-    DEMO_PROJECT,
-    DEMO_USERS,
-    MAX_IMAGE_SIDE,
-    demo_images,
-    demo_records,
-)
+from labeling.demo import DEMO_DIR, demo_images, demo_project, demo_records, demo_users
+
+DEMO_PROJECT = demo_project()
+DEMO_USERS = demo_users()
+MAX_IMAGE_SIDE = json.loads((DEMO_DIR / "project.json").read_text())["max_image_side"]
 
 QUERY_FIELDS = {"type", "id", "text", "split"}
 ITEM_FIELDS = {

@@ -4,8 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from active_selection.services import create_page_tasks
-from labeling import demo_content
-from labeling.demo import load_demo
+from labeling.demo import demo_users, load_demo
 
 
 class Command(BaseCommand):
@@ -30,5 +29,5 @@ class Command(BaseCommand):
         )
         self.stdout.write("Demo accounts (username / password / role):")
         self.stdout.write("  admin / pagewise-admin / administrator (Django admin)")
-        for user in demo_content.DEMO_USERS:
+        for user in demo_users():
             self.stdout.write(f"  {user['username']} / {user['password']} / {user['role']}")

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "ranking",
     "active_selection",
     "webhooks",
+    "data_browser",
 ]
 
 MIDDLEWARE = [

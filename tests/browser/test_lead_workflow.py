@@ -172,3 +172,30 @@ def test_a_lead_registers_a_webhook_sends_a_test_delivery_and_replays_it(live_se
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_scientist_browses_queries_and_reads_the_judgments_behind_an_items_label(
+    live_server, chromium, project, make_user
+):
+    from tests.labeling.lead_factories import small_project
+
+    small_project(project, make_user)
+    make_user("sci", role="scientist", project=project, password="pagewise-sci-1")
+    context, page, errors = log_in(chromium, live_server, "sci", "pagewise-sci-1")
+    page.goto(f"{live_server.url}/projects/{project.slug}/data/")
+    assert page.locator("#queries tbody tr").count() == 3
+    page.select_option("#status", "disagreements")
+    page.click("#query-filters button[type=submit]")
+    page.wait_for_selector("text=1 query match")
+    page.screenshot(path=SCREENSHOTS / "data-browser-queries.png", full_page=True)
+    page.click("#queries >> text=q1")
+    row = page.locator('tr[data-item="q1-d1"]')
+    assert "2 by ann1" in row.text_content() and "1 by ann2" in row.text_content()
+    assert "disagreement" in row.text_content()
+    assert page.locator("table.modality-table").count() == 2
+    page.screenshot(path=SCREENSHOTS / "data-browser-query.png", full_page=True)
+    page.select_option("#only", "disagreements")
+    page.wait_for_url("**only=disagreements")
+    assert page.locator("tr.item-row").count() == 1
+    assert errors == []
+    context.close()

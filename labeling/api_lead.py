@@ -172,6 +172,13 @@ class ProjectSettingsSerializer(serializers.Serializer):
     vlm_baseline = serializers.BooleanField(
         help_text="Report the scorer alone (vlm_zero_shot) beside the label-free baselines."
     )
+    vlm_features = serializers.BooleanField(
+        help_text="The reranker reads the scorer's expected grade and grade distribution."
+    )
+    vlm_distill = serializers.BooleanField(
+        help_text="The reranker learns the scorer's grade distribution on unlabelled items "
+        "(weight chosen on validation queries)."
+    )
 
     def validate_grade_names(self, names: list[str]) -> list[str]:
         if any(not name for name in names):

@@ -396,7 +396,7 @@ def adjudicate(*, project: Project, item_id: int, grade: int, decided_by) -> Adj
 SETTINGS_FIELDS = [
     "grade_names", "grade_cost", "compare_cost", "currency", "budget", "strategy",
     "budget_policy", "page_size", "top_band", "retrain_threshold", "judgments_per_task",
-    "vlm_model", "vlm_mode", "vlm_upstream", "vlm_baseline",
+    "vlm_model", "vlm_mode", "vlm_upstream", "vlm_baseline", "vlm_features", "vlm_distill",
 ]  # fmt: skip
 
 
@@ -425,9 +425,10 @@ def update_project_settings(*, project: Project, changes: dict[str, Any]) -> Pro
             f"The top band ({merged['top_band']}) cannot be larger than the page size "
             f"({merged['page_size']})."
         ]
-    if merged["vlm_upstream"] or merged["vlm_baseline"]:
+    switches = ("vlm_upstream", "vlm_baseline", "vlm_features", "vlm_distill")
+    if any(merged[name] for name in switches):
         directory = vlm_model_dir(merged["vlm_model"])
-        field = "vlm_model" if merged["vlm_model"] else "vlm_upstream"
+        field = "vlm_model" if merged["vlm_model"] else next(n for n in switches if merged[n])
         if directory is None:
             problems[field] = [
                 "No vision-language model is configured on this server: set PAGEWISE_VLM_PATH, "

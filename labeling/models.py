@@ -122,6 +122,14 @@ class Project(models.Model):
         default=False,
         help_text="Report the vision-language scorer alone (vlm_zero_shot) beside the baselines.",
     )
+    vlm_features = models.BooleanField(
+        default=False,
+        help_text="The reranker reads the scorer's expected grade and grade distribution.",
+    )
+    vlm_distill = models.BooleanField(
+        default=False,
+        help_text="The reranker learns the scorer's grade distribution on unlabelled items.",
+    )
     training_settings = models.JSONField(
         default=dict,
         blank=True,
@@ -174,7 +182,7 @@ class Project(models.Model):
 
     @property
     def uses_vlm(self) -> bool:
-        return self.vlm_upstream or self.vlm_baseline
+        return self.vlm_upstream or self.vlm_baseline or self.vlm_features or self.vlm_distill
 
 
 class Role(models.TextChoices):

@@ -36,6 +36,7 @@ from .ml.losses import LossWeights
 from .ml.metrics import evaluate_pages
 from .ml.model import RerankerConfig, WholePageReranker
 from .ml.trainer import score_pages, train
+from .ml.vlm import vlm_feature_dim
 from .models import ItemEmbedding, QueryEmbedding, RerankerVersion, from_bytes, to_bytes
 
 log = logging.getLogger(__name__)
@@ -193,6 +194,10 @@ class TrainingSettings:
     default_beta: float = 0.1
     single_modal: bool = True
     val_fraction: float = 0.2
+    # Distillation from the vision-language scorer (project.vlm_distill): its weight is chosen
+    # from `distill_grid` by validation NDCG@10, or is `distill` without validation pages.
+    distill: float = 0.3
+    distill_grid: tuple[float, ...] = (0.0, 0.3, 1.0)
 
     @classmethod
     def of(cls, project: Project) -> TrainingSettings:
@@ -476,18 +481,38 @@ def train_version(
         if not pages:
             raise ValueError("no training pages: embed the items and collect labels first")
         gold = project_pages(project=project, split=Split.GOLD)
+        use_features, use_teacher = project.vlm_features, project.vlm_distill
+        if use_features or use_teacher:
+            vlm_scoring.attach_to_pages(
+                pages, project=project, features=use_features, teacher=use_teacher
+            )
+            vlm_scoring.attach_to_pages(gold, project=project, features=use_features, teacher=False)
         train_pages, val_pages = _split_validation(pages, options.val_fraction, seed)
         text_dim, image_dim = embedding_dims(project=project)
         config = RerankerConfig(
             text_dim=text_dim, image_dim=image_dim, n_modalities=max(len(project.modalities), 1),
             n_grades=len(project.grade_names), hidden=options.hidden, layers=options.layers,
             heads=options.heads, seed=seed,
+            extra_dim=vlm_feature_dim(len(project.grade_names)) if use_features else 0,
         )  # fmt: skip
-        result = train(
-            config, train_pages, val_pages, weights=options.loss_weights(), epochs=options.epochs,
-            lr=options.lr, batch_size=options.batch_size, patience=options.patience, seed=seed,
-            threads=threads, device=resolve_device(), verbose=verbose,
-        )  # fmt: skip
+        grid: list[float | None] = [None]
+        if use_teacher:
+            grid = [float(w) for w in options.distill_grid] if val_pages else [options.distill]
+        result, distill_weight, tried = None, None, {}
+        for weight in grid:
+            loss_weights = options.loss_weights()
+            if weight is not None:
+                loss_weights = replace(loss_weights, distill=weight)
+            candidate = train(
+                config, train_pages, val_pages, weights=loss_weights, epochs=options.epochs,
+                lr=options.lr, batch_size=options.batch_size, patience=options.patience,
+                seed=seed, threads=threads, device=resolve_device(), verbose=verbose,
+            )  # fmt: skip
+            if weight is not None:
+                tried[str(weight)] = candidate.val_metric
+            # The distillation weight is tuned like an early stop: on validation, never on gold.
+            if result is None or candidate.val_metric > result.val_metric:
+                result, distill_weight = candidate, weight
         path = result.model.save(weights_path_for(version))
         metrics = evaluate(result.model, gold) if gold else evaluate(result.model, val_pages)
         metrics["measured_on"] = "gold" if gold else "validation"
@@ -505,7 +530,8 @@ def train_version(
             "epochs_run": len(result.history), "best_epoch": result.best_epoch,
             "val_ndcg10": result.val_metric, "seconds": round(time.perf_counter() - started, 2),
             "train_pages": len(train_pages), "val_pages": len(val_pages), "gold_pages": len(gold),
-            "settings": asdict(options), "seed": seed,
+            "settings": asdict(options), "seed": seed, "vlm_features": use_features,
+            "distill_weight": distill_weight, "distill_val_ndcg10": tried,
         })  # fmt: skip
         version.weights_path = str(path)
         _finish_version(version)
@@ -612,6 +638,9 @@ def rerank_scores(*, project: Project, version: RerankerVersion | None = None):
     qids = dict(Query.objects.filter(project=project).values_list("pk", "external_id"))
     for split in (Split.TRAIN, Split.GOLD):
         pages = project_pages(project=project, split=split)
+        if model.config.extra_dim:
+            # A version trained on the vision-language scorer's features reads them again.
+            vlm_scoring.attach_to_pages(pages, project=project, features=True, teacher=False)
         for page, scores in zip(pages, score_pages(model, pages), strict=True):
             for item_id, score in zip(page.item_ids, scores, strict=True):
                 yield qids[page.query_id], ids[item_id], float(score)

@@ -231,6 +231,28 @@ def expected_grades(
     )
 
 
+def attach_to_pages(pages, *, project: Project, features: bool, teacher: bool) -> int:
+    """Give training or gold pages the scorer's grade distributions of their items (the latest
+    finished run): as feature columns (`features`), as a distillation target (`teacher`).
+    Items it has not scored get zero feature rows and no target. Returns items that had one."""
+    from .ml.vlm import vlm_feature_columns
+
+    grades = len(project.grade_names)
+    ids = [item_id for page in pages for item_id in page.item_ids or ()]
+    found = grade_distributions(project=project, item_ids=ids)
+    for page in pages:
+        dist = np.full((len(page.item_ids), grades), np.nan, dtype=np.float64)
+        for row, item_id in enumerate(page.item_ids):
+            value = found.get(item_id)
+            if value is not None and len(value) == grades:
+                dist[row] = value
+        if features:
+            page.features = np.concatenate([page.features, vlm_feature_columns(dist)], axis=1)
+        if teacher:
+            page.soft_grades = dist.astype(np.float32)
+    return len(found)
+
+
 def grade_distributions(*, project: Project, item_ids) -> dict[int, np.ndarray]:
     """Item id -> grade distribution of the latest finished run's scorer."""
     run = (
@@ -240,11 +262,13 @@ def grade_distributions(*, project: Project, item_ids) -> dict[int, np.ndarray]:
     )
     if run is None:
         return {}
+    wanted = set(item_ids)
     return {
         item_id: from_bytes(data)
         for item_id, data in ItemVlmScore.objects.filter(
-            item_id__in=list(item_ids), scorer=run.scorer, mode=run.mode
+            item__project=project, scorer=run.scorer, mode=run.mode
         ).values_list("item_id", "distribution")
+        if item_id in wanted
     }
 
 

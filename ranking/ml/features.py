@@ -147,6 +147,9 @@ class TrainPage:
     # (n, 2) int: the grade interval [low, high] an anchor search implies for an item, (-1, -1)
     # where none; None when the page has no implied grades at all.
     grade_intervals: np.ndarray | None = None
+    # (n, n_grades) a teacher's grade distribution (the vision-language scorer), NaN rows where it
+    # has none; None when the page has no teacher. Read by the distillation term only.
+    soft_grades: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.features = np.asarray(self.features, dtype=np.float32)
@@ -170,6 +173,10 @@ class TrainPage:
             known = self.grade_intervals[:, 0] >= 0
             if (self.grade_intervals[known, 0] > self.grade_intervals[known, 1]).any():
                 raise ValueError(f"page of query {self.query_id!r}: an interval with low > high")
+        if self.soft_grades is not None:
+            self.soft_grades = np.asarray(self.soft_grades, dtype=np.float32)
+            if self.soft_grades.ndim != 2 or len(self.soft_grades) != n:
+                raise ValueError(f"page of query {self.query_id!r}: arrays differ in length")
 
     @classmethod
     def from_items(
@@ -251,6 +258,9 @@ class PageTargets:
     # (B, L) long: implied grade interval of an item without a grade; -1 where there is none.
     grade_low: torch.Tensor | None = None
     grade_high: torch.Tensor | None = None
+    # (B, L, n_grades) a teacher's grade distribution, and (B, L) bool where there is one.
+    soft_grades: torch.Tensor | None = None
+    soft_mask: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> PageTargets:
         return PageTargets(
@@ -301,6 +311,18 @@ def collate_targets(pages: Sequence[TrainPage]) -> PageTargets:
             (row, p.better, p.worse, p.weight, PAIR_SOURCES.index(p.source)) for p in page.pairs
         )
     pair_array = np.array(pair_rows, dtype=np.float64).reshape(-1, 5)
+    soft = soft_mask = None
+    teachers = [page.soft_grades for page in pages if page.soft_grades is not None]
+    if teachers:
+        soft_array = np.zeros((len(pages), width, teachers[0].shape[1]), dtype=np.float32)
+        mask_array = np.zeros((len(pages), width), dtype=bool)
+        for row, page in enumerate(pages):
+            if page.soft_grades is not None:
+                known = ~np.isnan(page.soft_grades).any(axis=1)
+                n = len(known)
+                soft_array[row, :n][known] = page.soft_grades[known]
+                mask_array[row, :n] = known
+        soft, soft_mask = torch.from_numpy(soft_array), torch.from_numpy(mask_array)
     return PageTargets(
         grades=torch.from_numpy(grades),
         upstream_ranks=torch.from_numpy(ranks),
@@ -311,4 +333,6 @@ def collate_targets(pages: Sequence[TrainPage]) -> PageTargets:
         pair_source=torch.from_numpy(pair_array[:, 4].astype(np.int64)),
         grade_low=torch.from_numpy(intervals[:, :, 0].copy()) if (intervals >= 0).any() else None,
         grade_high=torch.from_numpy(intervals[:, :, 1].copy()) if (intervals >= 0).any() else None,
+        soft_grades=soft,
+        soft_mask=soft_mask,
     )

@@ -31,6 +31,9 @@ class LossWeights:
     default_beta: float = 0.1
     beta: dict[int, float] = field(default_factory=dict)  # per modality, overrides default_beta
     single_modal: bool = True
+    # Distillation: cross-entropy to a teacher's grade distribution (the vision-language scorer)
+    # on items without a human grade; 0 leaves it out.
+    distill: float = 0.0
 
     def beta_for(self, modality: int) -> float:
         return self.beta.get(int(modality), self.default_beta)
@@ -97,6 +100,17 @@ def interval_likelihood(
     inside = (grade >= low.unsqueeze(-1)) & (grade <= high.unsqueeze(-1))
     log_p = logits.log_softmax(dim=-1).masked_fill(~inside, float("-inf"))
     return -torch.logsumexp(log_p[mask], dim=-1).mean()
+
+
+def soft_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor | None:
+    """Mean over masked items of -sum_g target_g log p_g: the grade head taught a teacher's
+    distribution (equal to KL(target || p) up to the teacher's entropy). None without items."""
+    if not bool(mask.any()):
+        return None
+    log_p = logits.log_softmax(dim=-1)[mask]
+    return -(targets[mask] * log_p).sum(dim=-1).mean()
 
 
 def pairwise_hinge(
@@ -168,6 +182,13 @@ def smar_loss(
         )
         total = total + weight * hinge
         parts[f"pair_{source}"] = float(hinge.detach())
+
+    if weights.distill and targets.soft_grades is not None:
+        taught = targets.soft_mask & (targets.grades < 0) & batch.mask
+        soft_ce = soft_cross_entropy(logits, targets.soft_grades, taught)
+        if soft_ce is not None:
+            total = total + weights.distill * soft_ce
+            parts["distill"] = float(soft_ce.detach())
 
     if weights.single_modal:
         ranked = batch.mask & (targets.upstream_ranks >= 0)

@@ -34,10 +34,13 @@ class RerankerConfig:
     heads: int = 4
     dropout: float = 0.1
     seed: int = 0
+    # Extra columns after the scalar features (the vision-language scorer's grade distribution,
+    # ranking.ml.vlm.vlm_feature_columns); 0 for a version trained without them.
+    extra_dim: int = 0
 
     @property
     def feature_dim(self) -> int:
-        return feature_dim(self.text_dim, self.image_dim)
+        return feature_dim(self.text_dim, self.image_dim) + self.extra_dim
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -69,6 +72,9 @@ class WholePageReranker(nn.Module):
         self.text_proj = nn.Linear(config.text_dim, hidden)
         self.image_proj = nn.Linear(config.image_dim, hidden, bias=False)
         self.scalar_proj = nn.Linear(N_SCALAR_FEATURES, hidden, bias=False)
+        self.extra_proj = (
+            nn.Linear(config.extra_dim, hidden, bias=False) if config.extra_dim else None
+        )
         self.modality_embedding = nn.Embedding(config.n_modalities, hidden)
         self.item_tower = nn.Sequential(
             nn.GELU(),
@@ -103,9 +109,10 @@ class WholePageReranker(nn.Module):
         # The three projections are one linear map of the whole feature row: one matmul over the
         # contiguous features instead of three over strided slices (each of which was copied).
         # The parameters stay three modules, so saved versions load unchanged.
-        weight = torch.cat(
-            [self.text_proj.weight, self.image_proj.weight, self.scalar_proj.weight], dim=1
-        )
+        parts = [self.text_proj.weight, self.image_proj.weight, self.scalar_proj.weight]
+        if self.extra_proj is not None:
+            parts.append(self.extra_proj.weight)
+        weight = torch.cat(parts, dim=1)
         h = nn.functional.linear(batch.features, weight, self.text_proj.bias)
         h = h + self.modality_embedding(batch.modalities)
         h = h + self.item_tower(h)

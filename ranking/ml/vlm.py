@@ -343,3 +343,22 @@ class VlmScorer:
 
     def score_page(self, query: str, items: Sequence[VlmItem]) -> VlmScores:
         return self.score_pages([(query, items)])[0]
+
+
+def vlm_feature_dim(n_grades: int) -> int:
+    return n_grades + 2
+
+
+def vlm_feature_columns(distributions: np.ndarray) -> np.ndarray:
+    """Reranker feature columns from grade distributions (n, G), NaN rows where an item has no
+    score: [expected grade / (G - 1), the distribution, 1 if scored], float32 (n, G + 2); an
+    unscored item's row is all zeros, so the model can tell "no score" from "not relevant"."""
+    dist = np.asarray(distributions, dtype=np.float64)
+    n, grades = dist.shape
+    out = np.zeros((n, vlm_feature_dim(grades)), dtype=np.float32)
+    known = ~np.isnan(dist).any(axis=1)
+    expected = dist[known] @ np.arange(grades, dtype=np.float64)
+    out[known, 0] = expected / max(grades - 1, 1)
+    out[known, 1 : grades + 1] = dist[known]
+    out[known, grades + 1] = 1.0
+    return out

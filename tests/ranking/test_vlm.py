@@ -98,3 +98,68 @@ def test_the_identity_names_weights_and_labels(tiny_vlm_path, scorer):
     other = VlmScorer(tiny_vlm_path, grade_names=GRADES[:3], device="cpu")
     assert other.identity != scorer.identity
     assert other.version == scorer.version
+
+
+def test_feature_columns_carry_expected_grade_distribution_and_a_flag():
+    from ranking.ml.vlm import vlm_feature_columns, vlm_feature_dim
+
+    dist = np.array([[0.0, 0.5, 0.5], [np.nan, np.nan, np.nan]])
+    columns = vlm_feature_columns(dist)
+    assert columns.shape == (2, vlm_feature_dim(3)) == (2, 5)
+    np.testing.assert_allclose(columns[0], [0.75, 0.0, 0.5, 0.5, 1.0])
+    assert not columns[1].any(), "an unscored item reads as no score, not as grade 0"
+
+
+def test_distillation_is_smallest_at_the_teachers_distribution_and_skips_graded_items():
+    import torch
+
+    from ranking.ml.features import TrainPage, collate_pages, collate_targets
+    from ranking.ml.losses import LossWeights, smar_loss, soft_cross_entropy
+    from ranking.ml.model import RerankerOutput
+
+    teacher = torch.tensor([[0.7, 0.2, 0.1]])
+    mask = torch.tensor([True])
+    at_teacher = soft_cross_entropy(teacher.log(), teacher, mask)
+    elsewhere = soft_cross_entropy(torch.zeros(1, 3), teacher, mask)
+    entropy = -(teacher * teacher.log()).sum()
+    assert float(at_teacher) == pytest.approx(float(entropy), abs=1e-6)
+    assert float(elsewhere) > float(at_teacher)
+    assert soft_cross_entropy(torch.zeros(1, 3), teacher, torch.tensor([False])) is None
+
+    soft = np.array([[0.7, 0.2, 0.1], [0.1, 0.2, 0.7], [np.nan] * 3])
+    page = TrainPage(
+        query_id=1, features=np.zeros((3, 4)), modalities=[0, 0, 1],
+        upstream_scores=[1.0, 0.5, 0.2], upstream_ranks=[0, 1, 0], grades=[2, -1, -1],
+        soft_grades=soft,
+    )  # fmt: skip
+    batch, targets = collate_pages([page]), collate_targets([page])
+    assert targets.soft_mask.tolist() == [[True, True, False]]
+    logits = torch.zeros(1, 3, 3, requires_grad=True)
+    out = RerankerOutput(logits=logits, scores=logits.softmax(-1) @ torch.arange(3.0))
+    plain = LossWeights(ce=0, listmle=0, single_modal=False)
+    _, parts = smar_loss(out, batch, targets, plain)
+    assert "distill" not in parts
+    loss, parts = smar_loss(out, batch, targets, LossWeights(**{**plain.__dict__, "distill": 1.0}))
+    # Only item 1 (unlabelled, with a teacher) is taught: -sum t log(1/3) = log 3.
+    assert parts["distill"] == pytest.approx(float(np.log(3)), abs=1e-6)
+    loss.backward()
+    assert logits.grad[0, 1].abs().sum() > 0 and logits.grad[0, 0].abs().sum() == 0
+
+
+def test_a_reranker_with_extra_columns_saves_and_loads(tmp_path):
+    import torch
+
+    from ranking.ml.features import PageBatch
+    from ranking.ml.model import RerankerConfig, WholePageReranker
+
+    config = RerankerConfig(text_dim=4, image_dim=2, n_grades=3, hidden=8, heads=2, extra_dim=5)
+    torch.manual_seed(0)
+    model = WholePageReranker(config).eval()
+    batch = PageBatch(
+        torch.randn(2, 3, config.feature_dim), torch.ones(2, 3, dtype=torch.bool),
+        torch.zeros(2, 3, dtype=torch.long),
+    )  # fmt: skip
+    loaded = WholePageReranker.load(model.save(tmp_path / "v.safetensors"))
+    assert loaded.config.extra_dim == 5
+    torch.testing.assert_close(loaded.score(batch), model.score(batch))
+    assert "extra_proj.weight" not in WholePageReranker(RerankerConfig()).state_dict()

@@ -116,7 +116,7 @@ def test_turning_the_scorer_on_without_a_model_is_refused(project, settings, tmp
     settings.PAGEWISE_VLM_PATH = ""
     with pytest.raises(PagewiseError) as refused:
         dashboard.update_project_settings(project=project, changes={"vlm_baseline": True})
-    assert "PAGEWISE_VLM_PATH" in refused.value.fields["vlm_upstream"][0]
+    assert "PAGEWISE_VLM_PATH" in refused.value.fields["vlm_baseline"][0]
     settings.PAGEWISE_VLM_ROOT = tmp_path
     with pytest.raises(PagewiseError) as refused:
         dashboard.update_project_settings(
@@ -164,3 +164,33 @@ def test_vlm_zero_shot_is_reported_beside_the_label_free_baselines():
     with_vlm = services.baseline_metrics([page], vlm_grades={10: 0.2, 11: 1.5, 12: 3.1})
     assert with_vlm["vlm_zero_shot"] == pytest.approx(1.0)
     assert with_vlm["zscore_merge"] == plain["zscore_merge"]
+
+
+def test_a_version_reads_the_scorers_features_distils_it_and_reports_the_baseline(
+    project, make_user, settings, tiny_vlm_path
+):
+    from ranking.ml.synthetic import WorldConfig, make_world
+    from ranking.models import RerankerVersion
+    from tests.ranking.test_services import grade_every_item
+
+    settings.PAGEWISE_VLM_PATH = str(tiny_vlm_path)
+    world = make_world(
+        WorldConfig(n_queries=12, items_per_query=6, modality_shares=(0.5, 0.5), seed=5)
+    )
+    training = {"epochs": 2, "hidden": 16, "layers": 1, "heads": 2, "patience": 2,
+                "distill_grid": [0.0, 1.0], "val_fraction": 0.5}  # fmt: skip
+    grade_every_item(project, make_user("sim"), world, gold_queries=4, training_settings=training)
+    assert vlm_scoring.score_items(project=project).status == "done"
+    project.vlm_features = project.vlm_distill = project.vlm_baseline = True
+    project.save()
+    version = services.train_version(project=project, seed=0)
+    assert version.status == RerankerVersion.Status.ACTIVE, version.message
+    assert version.training["vlm_features"] is True
+    assert set(version.training["distill_val_ndcg10"]) == {"0.0", "1.0"}
+    assert version.training["distill_weight"] in (0.0, 1.0)
+    assert 0.0 <= version.metrics["baselines"]["vlm_zero_shot"] <= 1.0
+    from ranking.ml.model import WholePageReranker
+
+    assert WholePageReranker.read_config(version.weights_path).extra_dim == 5 + 2
+    scores = list(services.rerank_scores(project=project, version=version))
+    assert len(scores) == 12 * 6 and all(np.isfinite(s) for _, _, s in scores)

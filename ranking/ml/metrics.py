@@ -1,5 +1,6 @@
 """Ranking quality: NDCG@k over a whole page, cross-modal pair accuracy, and per-modality Kendall
-tau against the upstream order. Plain numpy, one query at a time, plus means over queries.
+tau against the upstream order (scipy's). Plain numpy, one query at a time, plus means over
+queries.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
+from scipy.stats import kendalltau
 
 Gain = Literal["exponential", "linear"]
 
@@ -113,14 +115,15 @@ def cross_modal_pair_accuracy(
 
 
 def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> float:
-    """Kendall's tau-b (tie-corrected) of two equally long arrays; NaN if undefined."""
+    """Kendall's tau-b (tie-corrected) of two equally long arrays, by scipy; NaN if undefined
+    (fewer than two items, or one array constant), without scipy's small-sample warning."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    upper = np.triu(np.ones((len(x), len(x)), dtype=bool), k=1)
-    dx = np.sign(x[:, None] - x[None, :])[upper]
-    dy = np.sign(y[:, None] - y[None, :])[upper]
-    denominator = np.sqrt(np.count_nonzero(dx) * np.count_nonzero(dy))
-    return float(np.sum(dx * dy) / denominator) if denominator else float("nan")
+    if x.shape != y.shape:
+        raise ValueError(f"x {x.shape} and y {y.shape} differ in shape")
+    if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
+        return float("nan")
+    return float(kendalltau(x, y, variant="b").statistic)
 
 
 def kendall_tau_per_modality(

@@ -94,6 +94,31 @@ def test_kendall_tau_b_agrees_with_scipy(case):
         assert got == pytest.approx(expected, abs=1e-12)
 
 
+def _hand_rolled_tau_b(x, y) -> float:
+    """The implementation scipy replaced (sign matrix over all pairs), kept as the reference."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    upper = np.triu(np.ones((len(x), len(x)), dtype=bool), k=1)
+    dx = np.sign(x[:, None] - x[None, :])[upper]
+    dy = np.sign(y[:, None] - y[None, :])[upper]
+    denominator = np.sqrt(np.count_nonzero(dx) * np.count_nonzero(dy))
+    return float(np.sum(dx * dy) / denominator) if denominator else float("nan")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 4), st.integers(-3, 3)), min_size=0, max_size=25),
+)
+def test_kendall_tau_b_equals_the_previous_hand_rolled_one_with_ties_and_tiny_lists(pairs):
+    x = np.array([a for a, _ in pairs], dtype=float)
+    y = np.array([b for _, b in pairs], dtype=float)
+    expected, got = _hand_rolled_tau_b(x, y), kendall_tau_b(x, y)
+    if math.isnan(expected):
+        assert math.isnan(got)
+    else:
+        assert got == pytest.approx(expected, rel=0, abs=1e-9)
+
+
 def test_kendall_tau_per_modality_is_one_when_order_within_each_modality_is_kept():
     upstream = np.array([0.9, 0.1, 0.5, 30.0, 10.0])
     modalities = np.array([0, 0, 0, 1, 1])

@@ -221,6 +221,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
 }
+# The OpenAPI schema (/api/schema/) and its docs page (/api/docs/): signed-in users only unless
+# PAGEWISE_PUBLIC_API_SCHEMA=1.
+PAGEWISE_PUBLIC_API_SCHEMA = env_bool("PAGEWISE_PUBLIC_API_SCHEMA", False)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Pagewise API",
     "DESCRIPTION": "Projects, imports, tasks and judgments for whole-page relevance labeling.",
@@ -230,6 +233,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The schema lists every endpoint and field: signed-in users only, unless made public.
+    "SERVE_PERMISSIONS": [
+        "rest_framework.permissions.AllowAny"
+        if PAGEWISE_PUBLIC_API_SCHEMA
+        else "rest_framework.permissions.IsAuthenticated"
+    ],
 }
 
 # --- Models ---------------------------------------------------------------------------------

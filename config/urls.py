@@ -1,3 +1,5 @@
+import re
+
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
@@ -15,6 +17,15 @@ from labeling import api as labeling_api
 from labeling import api_tasks as labeling_api_tasks
 from labeling import views as labeling_views
 from labeling.login import RateLimitedLoginView
+from labeling.models import Project
+from labeling.selectors import role_of
+
+
+def _docs_page(view):
+    # The docs pages (and the schema, by SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"]) are for
+    # signed-in users unless PAGEWISE_PUBLIC_API_SCHEMA: a browser is sent to the sign-in page.
+    return view if settings.PAGEWISE_PUBLIC_API_SCHEMA else login_required(view)
+
 
 urlpatterns = [
     path("", include("labeling.urls_lead")),
@@ -27,8 +38,16 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Swagger UI and Redoc from drf-spectacular-sidecar's bundled assets: no CDN, works offline.
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path(
+        "api/docs/",
+        _docs_page(SpectacularSwaggerView.as_view(url_name="api-schema")),
+        name="api-docs",
+    ),
+    path(
+        "api/redoc/",
+        _docs_page(SpectacularRedocView.as_view(url_name="api-schema")),
+        name="api-redoc",
+    ),
     path("api/projects/", labeling_api.ProjectListApi.as_view(), name="api-projects"),
     path("api/projects/<slug:slug>/", labeling_api.ProjectDetailApi.as_view(), name="api-project"),
     path("api/projects/<slug:slug>/import/", labeling_api.ImportApi.as_view(), name="api-import"),
@@ -54,8 +73,14 @@ urlpatterns = [
 
 @login_required
 def serve_media(request, path: str):
-    # Item images are a project's data: only signed-in users see them (names are content hashes).
+    # Item images are a project's data: only members of that project (any role) see them. Imports
+    # store them under projects/<project id>/; anything else under MEDIA_ROOT is nobody's to read.
+    # Others get a 404, like a project page, so a project's files do not leak their existence.
     # MEDIA_ROOT is read per request, not when this module is imported (tests move it).
+    match = re.fullmatch(r"projects/(\d{1,18})/.+", path)
+    project = Project.objects.filter(pk=int(match[1])).first() if match else None
+    if project is None or role_of(user=request.user, project=project) is None:
+        raise Http404("No such file.")
     try:
         return serve(request, path, document_root=settings.MEDIA_ROOT)
     except OSError:  # e.g. a name longer than the file system allows: no such file

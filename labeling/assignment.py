@@ -17,8 +17,7 @@ from functools import partial
 from django.contrib.auth import get_user_model
 from django.core import signing
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, DecimalField, Exists, OuterRef, Q, QuerySet, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from .errors import Conflict, NotFound, PagewiseError, PermissionDenied
@@ -34,6 +33,7 @@ from .models import (
     TaskSkip,
     TaskStatus,
 )
+from .money import exact_sum
 from .selectors import role_of
 from .signals import announce, judgment_recorded
 
@@ -117,7 +117,7 @@ def annotator_progress(*, annotator, project: Project) -> AnnotatorProgress:
     totals = Judgment.objects.filter(project=project, annotator=annotator).aggregate(
         total=Count("pk"),
         today=Count("pk", filter=Q(created_at__gte=start_of_day)),
-        spend=Coalesce(Sum("cost"), Value(Decimal("0"), output_field=DecimalField())),
+        spend=exact_sum("cost"),
     )
     remaining = (
         claimable_tasks(annotator=annotator, project=project, now=now).count()
@@ -365,6 +365,14 @@ def skip_task(*, task: Task, annotator) -> TaskSkip:
         locked = Task.objects.select_for_update().get(pk=task.pk)
         if Judgment.objects.filter(task=locked, annotator=annotator).exists():
             raise Conflict("You have already judged this task; there is nothing to skip.")
+        if (
+            locked.status == TaskStatus.LEASED
+            and locked.assignee_id != annotator.pk
+            and locked.lease_expires_at is not None
+            and locked.lease_expires_at > timezone.now()
+        ):
+            # Only the lease holder may pass on a leased task; an expired lease binds nobody.
+            raise Conflict("This task is leased to another annotator; you cannot skip it.")
         skip = TaskSkip.objects.filter(task=locked, annotator=annotator).first()
         if skip is None:
             skip = TaskSkip.objects.create(task=locked, annotator=annotator)

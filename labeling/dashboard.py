@@ -19,7 +19,7 @@ import krippendorff
 import numpy as np
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, Max, Q
 
 from .errors import Conflict, NotFound, PagewiseError
 from .models import (
@@ -36,6 +36,7 @@ from .models import (
     TaskStatus,
     vlm_model_dir,
 )
+from .money import exact_sum
 from .selectors import budget_status
 from .signals import announce, project_settings_changed
 
@@ -86,7 +87,7 @@ def spend_by_kind(*, project: Project) -> dict[str, dict[str, Any]]:
     rows = (
         Judgment.objects.filter(project=project)
         .values("kind")
-        .annotate(cost=Sum("cost"), judgments=Count("pk"))
+        .annotate(cost=exact_sum("cost"), judgments=Count("pk"))
     )
     by_kind = {row["kind"]: row for row in rows}
     return {

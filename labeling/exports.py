@@ -29,6 +29,7 @@ from pathlib import Path
 from .errors import NotFound, PagewiseError
 from .models import Item, ItemGrade, Judgment, Project, Query, Split
 from .selectors import human_grades
+from .text_checks import csv_safe
 
 CHUNK = 2000
 QUERY_BATCH = 20  # train queries labelled per human_grades() call in the qrels export
@@ -159,7 +160,7 @@ def judgments_csv(project: Project) -> Iterator[str]:
     yield flush()
     for row in _judgment_rows(project):
         row["grades"] = json.dumps(row["grades"], ensure_ascii=False) if row["grades"] else ""
-        writer.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
+        writer.writerow(["" if row[c] is None else csv_safe(row[c]) for c in CSV_COLUMNS])
         yield flush()
 
 

@@ -30,7 +30,7 @@ from PIL import Image, UnidentifiedImageError
 from .errors import ImportFailed
 from .models import ImportRun, Item, Project, Query, Split
 from .signals import announce, items_imported
-from .text_checks import unstorable
+from .text_checks import external_id_problem, unstorable
 
 MAX_PROBLEMS_SHOWN = 50
 MAX_ID_LENGTH = 200
@@ -309,6 +309,8 @@ def _required_id(line: int, record: dict, name: str, problems: _Collector) -> st
         problems.add(line, name, "must be a non-empty string")
     elif len(value) > MAX_ID_LENGTH:
         problems.add(line, name, f"longer than {MAX_ID_LENGTH} characters")
+    elif reason := external_id_problem(value):
+        problems.add(line, name, reason)
     else:
         return value
     return None

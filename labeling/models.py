@@ -14,7 +14,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from .text_checks import validate_storable_json
+from .text_checks import FORMULA_STARTS, validate_external_id, validate_storable_json
 
 # A judgment's cost (a grade's cost times a page's items) must fit Judgment.cost (10 digits, 4
 # after the point): 1000 per label x 100 items per page stays well inside it.
@@ -214,9 +214,20 @@ class Split(models.TextChoices):
     GOLD = "gold", "Gold (quality measurement only)"
 
 
+def safe_external_id() -> Q:
+    """The part of text_checks.external_id_problem a database can check on every backend: no
+    leading formula character, no space, tab or line break (the TREC files split on them)."""
+    condition = Q(external_id__gt="")
+    for char in FORMULA_STARTS:
+        condition &= ~Q(external_id__startswith=char)
+    for char in (" ", "\t", "\n", "\r"):
+        condition &= ~Q(external_id__contains=char)
+    return condition
+
+
 class Query(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="queries")
-    external_id = models.CharField(max_length=200)
+    external_id = models.CharField(max_length=200, validators=[validate_external_id])
     text = models.TextField()
     split = models.CharField(max_length=8, choices=Split.choices, default=Split.TRAIN)
 
@@ -226,6 +237,7 @@ class Query(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["project", "external_id"], name="query_unique_id"),
             models.CheckConstraint(condition=Q(split__in=Split.values), name="query_split_valid"),
+            models.CheckConstraint(condition=safe_external_id(), name="query_id_export_safe"),
         ]
         indexes = [models.Index(fields=["project", "split"])]
 
@@ -242,7 +254,7 @@ class Item(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
     query = models.ForeignKey(Query, on_delete=models.CASCADE, related_name="items")
-    external_id = models.CharField(max_length=200)
+    external_id = models.CharField(max_length=200, validators=[validate_external_id])
     modality = models.CharField(max_length=32)
     title = models.CharField(max_length=500, blank=True)
     text = models.TextField(blank=True)
@@ -262,6 +274,7 @@ class Item(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["project", "external_id"], name="item_unique_id"),
             models.CheckConstraint(condition=Q(upstream_rank__gte=1), name="item_rank_gte_1"),
+            models.CheckConstraint(condition=safe_external_id(), name="item_id_export_safe"),
         ]
         indexes = [models.Index(fields=["query", "modality", "upstream_rank"])]
 

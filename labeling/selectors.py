@@ -56,17 +56,17 @@ def project_counts(*, project: Project) -> dict[str, int]:
 
 def budget_status(*, project: Project) -> dict[str, Decimal]:
     """Spent (judgments), reserved (open and leased work not yet judged) and what is left."""
-    from django.db.models import DecimalField, IntegerField, OuterRef, Subquery, Sum, Value
+    from django.db.models import IntegerField, OuterRef, Subquery
     from django.db.models.functions import Coalesce
 
     from .models import Judgment, PageSlot, Task, TaskKind, TaskStatus
+    from .money import exact_sum
 
     def count_of(queryset, key: str):
         counted = queryset.values(key).annotate(c=Count("*")).values("c")
         return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
-    zero = Value(Decimal("0"), output_field=DecimalField())
-    spent = Judgment.objects.filter(project=project).aggregate(s=Coalesce(Sum("cost"), zero))["s"]
+    spent = Judgment.objects.filter(project=project).aggregate(s=exact_sum("cost"))["s"]
     pending = Task.objects.filter(project=project, status__in=[TaskStatus.OPEN, TaskStatus.LEASED])
     rows = pending.annotate(
         judged=count_of(Judgment.objects.filter(task_id=OuterRef("pk")), "task_id"),

@@ -51,6 +51,40 @@ def unstorable(value, *, nul: bool = True, max_depth: int = MAX_DEPTH) -> tuple[
     return None
 
 
+# A cell starting with one of these is run as a formula by spreadsheets (CSV injection); the
+# TREC formats split on whitespace, so an id holding any would shift the columns.
+FORMULA_STARTS = ("=", "+", "-", "@")
+
+
+def external_id_problem(value: str) -> str | None:
+    """Why `value` cannot be a query or item id (it must survive qrels, run and CSV), or None."""
+    for position, char in enumerate(value, start=1):
+        if char.isspace():
+            return f"must not contain whitespace (character {position} is {char!r})"
+        if not char.isprintable():
+            return f"must hold printable characters only (character {position} is {char!r})"
+    if value.startswith(FORMULA_STARTS):
+        return f"must not start with {value[0]!r} (spreadsheets run such cells as formulas)"
+    return None
+
+
+def validate_external_id(value: str) -> None:
+    """Model field validator for Query/Item.external_id (the admin's forms)."""
+    from django.core.exceptions import ValidationError
+
+    problem = external_id_problem(value)
+    if problem:
+        raise ValidationError(f"The id {problem}.", code="unsafe_id")
+
+
+def csv_safe(value):
+    """A CSV cell that no spreadsheet runs as a formula: a text cell starting with =, +, -, @,
+    a tab or a carriage return gets a leading apostrophe (OWASP's advice); other values pass."""
+    if isinstance(value, str) and value.startswith((*FORMULA_STARTS, "\t", "\r")):
+        return "'" + value
+    return value
+
+
 def _short(path: str) -> str:
     return path if len(path) <= MAX_PATH else path[: MAX_PATH - 1] + "…"
 

@@ -209,14 +209,18 @@ def test_skipping_twice_records_one_skip(project, annotator):
 
 
 @pytest.mark.django_db
-def test_skipping_another_annotators_lease_does_not_release_it(project, annotator, other_annotator):
+def test_skipping_another_annotators_lease_is_refused_and_does_not_release_it(
+    project, annotator, other_annotator
+):
     task = make_page_task(project)
     assignment.claim_next_task(annotator=annotator, project=project)
 
-    assignment.skip_task(task=task, annotator=other_annotator)
+    with pytest.raises(Conflict, match="leased to another annotator"):
+        assignment.skip_task(task=task, annotator=other_annotator)
 
     task.refresh_from_db()
     assert task.status == TaskStatus.LEASED and task.assignee == annotator
+    assert not TaskSkip.objects.filter(task=task).exists()
 
 
 # --- submitting -----------------------------------------------------------------------------

@@ -175,19 +175,6 @@ def test_a_media_path_too_long_for_the_file_system_is_a_404(client, make_user, p
     assert client.get("/media/" + "x" * 5000).status_code == 404
 
 
-def test_item_images_are_served_to_signed_in_users_only(
-    client, make_user, project, settings, tmp_path
-):
-    settings.MEDIA_ROOT = tmp_path
-    (tmp_path / "items").mkdir()
-    (tmp_path / "items" / "a.png").write_bytes(png())
-    assert client.get("/media/items/a.png").status_code == 302  # to the sign-in page
-    client.force_login(make_user("ann", role=Role.ANNOTATOR, project=project))
-    response = client.get("/media/items/a.png")
-    assert response.status_code == 200
-    assert b"".join(response.streaming_content) == png()
-
-
 def test_a_grade_key_longer_than_any_item_id_is_not_an_item_id(project, annotator_client):
     task = make_page_task(project, items=1)
     assert annotator_client.post(f"/api/projects/{project.slug}/tasks/next/").status_code == 200

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from labeling.errors import ImportFailed
 from labeling.imports import import_project_file
@@ -34,23 +35,25 @@ class Command(BaseCommand):
         if not file.is_file():
             raise CommandError(f"No such file: {file}")
         target = Project.objects.filter(slug=project).first()
-        if target is None:
-            if not create:
-                raise CommandError(
-                    f"No project '{project}'. Create it in the admin or pass --create."
-                )
-            target = Project.objects.create(
-                slug=project,
-                name=name or project,
-                modalities=[m.strip() for m in modalities.split(",") if m.strip()],
-            )
-            self.stdout.write(f"Created project '{project}' with modalities {target.modalities}.")
+        created = target is None
+        if created and not create:
+            raise CommandError(f"No project '{project}'. Create it in the admin or pass --create.")
         try:
-            result = import_project_file(project=target, file=file)
+            # A project made by --create is part of the import: a refused file leaves no project.
+            with transaction.atomic():
+                if created:
+                    target = Project.objects.create(
+                        slug=project,
+                        name=name or project,
+                        modalities=[m.strip() for m in modalities.split(",") if m.strip()],
+                    )
+                result = import_project_file(project=target, file=file)
         except ImportFailed as exc:
             for problem in exc.problems:
                 self.stderr.write(f"  {problem}")
             raise CommandError(exc.message) from exc
+        if created:
+            self.stdout.write(f"Created project '{project}' with modalities {target.modalities}.")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Imported {result.queries_created} queries and {result.items_created} items "

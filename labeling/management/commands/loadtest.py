@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Count, Sum
+from django.db.models import Count
 from django.test.utils import override_settings
 from rest_framework.authtoken.models import Token
 
@@ -30,6 +30,7 @@ from active_selection.services import create_page_tasks
 from labeling.benchmarks import generated_records, refresh_planner_statistics
 from labeling.imports import import_project_file
 from labeling.models import Judgment, Membership, Project, Role, Task
+from labeling.money import exact_sum
 from labeling.selectors import budget_status
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -224,9 +225,9 @@ class Command(BaseCommand):
         )
         expected_cost = sum(project.grade_cost * n for _, _, n in acked)
         spent = budget_status(project=project)["spent"]
-        summed = Judgment.objects.filter(project=project).aggregate(s=Sum("cost"))["s"] or Decimal(
-            "0"
-        )
+        summed = Judgment.objects.filter(project=project).aggregate(s=exact_sum("cost"))[
+            "s"
+        ] or Decimal("0")
         judgments = len(stored)
         return {
             "judgments": judgments,

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('labeling', '0007_project_vlm_settings'),
+        ('labeling', '0008_project_vlm_features_distill'),
     ]
 
     operations = [

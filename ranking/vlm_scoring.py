@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from collections import defaultdict
 from functools import lru_cache
@@ -20,10 +21,13 @@ from django.db.models import Min, Q
 from django.utils import timezone
 from PIL import Image
 
-from labeling.models import Item, Project, VlmMode
+from active_selection.models import PairSource, PreferencePair
+from labeling.models import VLM_MODEL_NAME_PATTERN, Item, Project, Split, VlmMode
+from labeling.selectors import human_grades
 from labeling.services import recompute_upstream_ranks
 
 from .ml.encoders import resolve_device
+from .ml.vlm import VlmItem, VlmScorer, vlm_feature_columns
 from .models import ItemVlmScore, VlmScoringRun, from_bytes, to_bytes
 
 log = logging.getLogger(__name__)
@@ -51,8 +55,6 @@ def model_dir(*, project: Project) -> Path:
 
 @lru_cache(maxsize=2)
 def _load_scorer(path: str, grade_names: tuple[str, ...], device: str, batch_size: int, mtime):
-    from .ml.vlm import VlmScorer
-
     return VlmScorer(path, grade_names=grade_names, device=device, batch_size=batch_size)
 
 
@@ -94,9 +96,7 @@ def _content_key(query_text: str, items: list[Item]) -> str:
     return digest.hexdigest()
 
 
-def _vlm_item(item: Item):
-    from .ml.vlm import VlmItem
-
+def _vlm_item(item: Item) -> VlmItem:
     return VlmItem(text=item_text(item), image=_open_image(item))
 
 
@@ -235,8 +235,6 @@ def attach_to_pages(pages, *, project: Project, features: bool, teacher: bool) -
     """Give training or gold pages the scorer's grade distributions of their items (the latest
     finished run): as feature columns (`features`), as a distillation target (`teacher`).
     Items it has not scored get zero feature rows and no target. Returns items that had one."""
-    from .ml.vlm import vlm_feature_columns
-
     grades = len(project.grade_names)
     ids = [item_id for page in pages for item_id in page.item_ids or ()]
     found = grade_distributions(project=project, item_ids=ids)
@@ -323,3 +321,51 @@ def queue_scoring(*, project: Project) -> VlmScoringRun | None:
 
 def latest_run(*, project: Project) -> VlmScoringRun | None:
     return VlmScoringRun.objects.filter(project=project).first()
+
+
+def fine_tune_project(
+    *, project: Project, name: str, epochs: int = 1, lr: float = 1e-4, rank: int = 8
+):
+    """LoRA-fine-tune the project's model on its human grades (training queries only, never
+    gold) and human preference pairs; write the merged model to PAGEWISE_VLM_ROOT/`name`.
+
+    The project keeps its model until a lead names the new one (`vlm_model`), which swaps the
+    scorer in one settings save; scores of the new model are cached apart (its own identity).
+    """
+    # peft is imported only here: scoring never needs it.
+    from .ml.vlm_finetune import FineTuneRefused, GradeExample, PreferenceExample, fine_tune
+
+    if not re.fullmatch(VLM_MODEL_NAME_PATTERN, name):
+        raise FineTuneRefused(f"'{name}' is not a model directory name (letters, digits, . _ -)")
+    source = model_dir(project=project)
+    target = Path(settings.PAGEWISE_VLM_ROOT) / name
+    if target.resolve() == source.resolve():
+        raise FineTuneRefused("write the fine-tuned model under a new name, not over its base")
+    train_queries = list(project.queries.filter(split=Split.TRAIN).values_list("pk", flat=True))
+    labels = human_grades(query_ids=train_queries)
+    items = {
+        item.pk: item
+        for item in Item.objects.filter(project=project, pk__in=list(labels)).select_related(
+            "query"
+        )
+    }
+    pairs = list(
+        PreferencePair.objects.filter(
+            project=project, source=PairSource.HUMAN, query_id__in=train_queries
+        ).select_related("query", "better", "worse")
+    )
+    scorer = VlmScorer(
+        source,
+        grade_names=project.grade_names,
+        device=resolve_device(settings.PAGEWISE_TORCH_DEVICE or None),
+        batch_size=settings.PAGEWISE_VLM_BATCH_SIZE,
+    )
+    return fine_tune(
+        scorer,
+        [GradeExample(items[i].query.text, _vlm_item(items[i]), g) for i, g in labels.items()],
+        [PreferenceExample(p.query.text, _vlm_item(p.better), _vlm_item(p.worse)) for p in pairs],
+        out_dir=target,
+        epochs=epochs,
+        lr=lr,
+        rank=rank,
+    )

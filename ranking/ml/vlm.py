@@ -306,16 +306,21 @@ class VlmScorer:
         rows: list[torch.Tensor] = []
         for start in range(0, len(items), self.batch_size):
             chunk = list(zip(queries, items, strict=True))[start : start + self.batch_size]
-            inputs = self._batch(
-                [self.pointwise_prompt(q, item) for q, item in chunk],
-                [[item.image] if item.image is not None else [] for _, item in chunk],
-            )
-            logits = self._forward(inputs)[:, -1, :]
-            rows.append(logits[:, self.label_ids])
+            with torch.inference_mode():
+                rows.append(self.label_logits([q for q, _ in chunk], [i for _, i in chunk]))
         if not rows:
             empty = np.zeros((0, len(self.labels)))
             return VlmScores(expected=np.zeros(0), distribution=empty, mode=POINTWISE)
         return self._result(torch.cat(rows), POINTWISE)
+
+    def label_logits(self, queries: Sequence[str], items: Sequence[VlmItem]) -> torch.Tensor:
+        """The grade labels' next-token logits (n, n_grades) of one batch of pointwise prompts,
+        with gradients when called outside inference mode (fine-tuning reads them so)."""
+        inputs = self._batch(
+            [self.pointwise_prompt(q, item) for q, item in zip(queries, items, strict=True)],
+            [[item.image] if item.image is not None else [] for item in items],
+        )
+        return self.model(**inputs).logits[:, -1, self.label_ids]
 
     def score_pages(self, pages: Sequence[tuple[str, Sequence[VlmItem]]]) -> list[VlmScores]:
         """Listwise: one prompt per page (query, then its items numbered, images inline); each

@@ -31,6 +31,9 @@ class AnchorSearch(models.Model):
     # How much the search is expected to find: the relevant items of B's graded top band (a
     # modality rich in the top band is rich below it). Its probes are asked richest first.
     informativeness = models.PositiveSmallIntegerField(default=0)
+    # Answers replaced by an annotator's revision; part of the probe tasks' dedupe keys, so a
+    # probe asked again after a revision is a new task rather than the cancelled one.
+    revisions = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -385,6 +385,35 @@ class QuerySearch:
             judgment_id=judgment_id,
         )
 
+    def revise(
+        self, *, judgment_id: JudgmentId, outcome: Outcome | str, new_judgment_id: JudgmentId
+    ) -> bool:
+        """Replace the answer recorded for `judgment_id` by its revision, then re-derive everything.
+
+        The revised answer keeps its place (seq, position, annotator): it is the same question,
+        answered again by the same person. Every later answer stays (each is a fact about its own
+        pair), and bounds, contradictions and the pending re-ask are recomputed from the whole
+        history, so the search goes on from where the corrected evidence puts it. Returns False
+        when nothing changed: `new_judgment_id` is recorded already (a repeated delivery), or no
+        answer carries `judgment_id`.
+        """
+        outcome = Outcome(outcome)
+        answers = [answer for anchor in self.anchors for answer in anchor.history]
+        if any(answer.judgment_id == new_judgment_id for answer in answers):
+            return False
+        for anchor in self.anchors:
+            for index, answer in enumerate(anchor.history):
+                if answer.judgment_id == judgment_id:
+                    anchor.history[index] = Answer(
+                        seq=answer.seq, position=answer.position, outcome=outcome,
+                        annotator=answer.annotator, is_reask=answer.is_reask,
+                        judgment_id=new_judgment_id,
+                    )  # fmt: skip
+                    _replay_contradictions(self.anchors)
+                    _settle(self.anchors, len(self.b_item_ids))
+                    return True
+        return False
+
     def waive_reask(self) -> None:
         """Give up the pending re-ask; the trust order decides its contradiction instead."""
         for anchor in self.anchors:

@@ -269,6 +269,8 @@ def advance_search(*, search_id: int) -> Task | None:
             log.info("search %s waits: the budget cannot pay for another comparison", search.pk)
             return None
         step = sum(len(anchor.history) for anchor in state.anchors)
+        if search.revisions:
+            step = f"{step}:r{search.revisions}"
         anchor = Item.objects.get(pk=probe.anchor_id)
         reason = (
             f"Re-ask after a contradiction: {probe.reason}" if probe.is_reask
@@ -301,9 +303,14 @@ def anchor_grade(state: pure.QuerySearch, probe: pure.Probe) -> int:
 
 
 def record_probe_answer(*, judgment: Judgment) -> AnchorSearch | None:
-    """Feed a compare judgment into its search (once), then queue the next probe."""
+    """Feed a compare judgment into its search (once), then queue the next probe.
+
+    A judgment already revised is left out: its revision (revise_probe_answer) speaks for it.
+    """
     probe = ProbeTask.objects.filter(task_id=judgment.task_id).first()
     if probe is None or judgment.outcome is None:
+        return None
+    if Judgment.objects.filter(supersedes_id=judgment.pk).exists():
         return None
     with transaction.atomic():
         search = AnchorSearch.objects.select_for_update().get(pk=probe.search_id)
@@ -323,6 +330,64 @@ def record_probe_answer(*, judgment: Judgment) -> AnchorSearch | None:
             log.warning("search %s: contradiction found, re-asking another annotator", search.pk)
     advance_search(search_id=search.pk)
     return search
+
+
+def revise_probe_answer(*, judgment: Judgment) -> AnchorSearch | None:
+    """Feed an annotator's revision of a compare answer into its search (once), then go on.
+
+    The search replays its history with the corrected answer (search.QuerySearch.revise). What
+    the old answer led to is undone: the unanswered probe it asked for next is cancelled (the
+    corrected search may want another one), and a finished search's stored implied grades and
+    pairs are withdrawn and the search reopened, so `_finish` stores them again from the
+    corrected evidence. Locks the search row, like `record_probe_answer`.
+    """
+    previous_id = judgment.supersedes_id
+    probe = ProbeTask.objects.filter(task_id=judgment.task_id).first()
+    if probe is None or previous_id is None or judgment.outcome is None:
+        return None
+    # The chain of earlier answers, newest first: the search holds the latest it has seen.
+    chain = [previous_id]
+    while (earlier := _supersedes(chain[-1])) is not None:
+        chain.append(earlier)
+    with transaction.atomic():
+        search = AnchorSearch.objects.select_for_update().get(pk=probe.search_id)
+        state = pure.QuerySearch.from_state(search.state)
+        outcome = OUTCOME_FROM_ANCHOR_SIDE[judgment.outcome]
+        changed = any(
+            state.revise(judgment_id=old, outcome=outcome, new_judgment_id=judgment.pk)
+            for old in chain
+        )
+        if changed:
+            search.state = state.to_state()
+            search.contradictions = len(state.contradictions)
+            search.revisions += 1
+            fields = ["state", "contradictions", "revisions", "updated_at"]
+            if search.status == AnchorSearch.Status.DONE:
+                ImpliedGrade.objects.filter(search=search).delete()
+                PreferencePair.objects.filter(search=search).delete()
+                search.status = AnchorSearch.Status.OPEN
+                fields.append("status")
+            search.save(update_fields=fields)
+            stale = ProbeTask.objects.filter(search=search, is_recorded=False).exclude(
+                task__status__in=[TaskStatus.DONE, TaskStatus.CANCELLED]
+            )
+            Task.objects.filter(pk__in=stale.values("task_id")).update(
+                status=TaskStatus.CANCELLED, assignee=None, lease_expires_at=None
+            )
+            log.info("search %s: answer %s revised by %s", search.pk, previous_id, judgment.pk)
+        recorded = changed or any(
+            answer.judgment_id == judgment.pk for a in state.anchors for answer in a.history
+        )
+    if not recorded:
+        # The answer it revises never reached the search (its message was lost or is late):
+        # the revision is recorded as the annotator's answer.
+        return record_probe_answer(judgment=judgment)
+    advance_search(search_id=search.pk)
+    return search
+
+
+def _supersedes(judgment_id: int) -> int | None:
+    return Judgment.objects.filter(pk=judgment_id).values_list("supersedes_id", flat=True).first()
 
 
 def _finish(search: AnchorSearch, state: pure.QuerySearch) -> None:
@@ -381,7 +446,12 @@ def handle_judgment(*, judgment_id: int) -> None:
     if judgment is None:
         return
     if judgment.kind == TaskKind.COMPARE:
-        record_probe_answer(judgment=judgment)
+        if judgment.supersedes_id is not None:
+            revise_probe_answer(judgment=judgment)
+        else:
+            record_probe_answer(judgment=judgment)
+    elif judgment.supersedes_id is not None:
+        pass  # a page's revised grades: labels read the latest answer; searches keep their anchors
     elif judgment.task.page_id is not None:
         start_searches(query=judgment.task.page.query)
     maybe_queue_retrain(project=judgment.project)

@@ -32,9 +32,20 @@ def sweep_project(*, project: Project) -> dict[str, int]:
     )
     recorded = 0
     for probe in unrecorded.select_related("task"):
-        for judgment in Judgment.objects.filter(task_id=probe.task_id):
-            services.record_probe_answer(judgment=judgment)
+        # Each annotator's current answer: a revised answer is carried by its revision.
+        for judgment in Judgment.objects.filter(task_id=probe.task_id, superseded_by__isnull=True):
+            if judgment.supersedes_id is None:
+                services.record_probe_answer(judgment=judgment)
+            else:
+                services.revise_probe_answer(judgment=judgment)
             recorded += 1
+    # Revisions whose message was lost after the answer they revise was recorded (revising again
+    # is a no-op for a revision the search has seen).
+    for judgment in Judgment.objects.filter(
+        project=project, kind=TaskKind.COMPARE, supersedes__isnull=False,
+        superseded_by__isnull=True, task__probe__is_recorded=True,
+    ):  # fmt: skip
+        services.revise_probe_answer(judgment=judgment)
     started = 0
     if project.strategy == Strategy.ISO_ANCHOR:
         graded = (

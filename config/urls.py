@@ -32,6 +32,7 @@ urlpatterns = [
     path("", include("webhooks.urls")),
     path("", include("labeling.urls_accounts")),
     path("", include("data_browser.urls")),
+    path("", include("labeling.urls_annotator")),
     path("", labeling_views.home, name="home"),
     path("accounts/login/", RateLimitedLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -67,6 +68,21 @@ urlpatterns = [
         "api/tasks/<str:task_id>/skip/",
         labeling_api_tasks.SkipTaskApi.as_view(),
         name="api-task-skip",
+    ),
+    path(
+        "api/tasks/<str:task_id>/unskip/",
+        labeling_api_tasks.UnskipTaskApi.as_view(),
+        name="api-task-unskip",
+    ),
+    path(
+        "api/judgments/<str:judgment_id>/",
+        labeling_api_tasks.RevisionApi.as_view(),
+        name="api-judgment",
+    ),
+    path(
+        "api/judgments/<str:judgment_id>/revise/",
+        labeling_api_tasks.ReviseJudgmentApi.as_view(),
+        name="api-judgment-revise",
     ),
 ]
 

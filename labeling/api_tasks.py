@@ -12,8 +12,8 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import assignment, selectors
-from .errors import PagewiseError
+from . import assignment, guidelines, history, selectors
+from .errors import Conflict, PagewiseError
 from .models import Item, Project, Role, Task, TaskKind
 
 SNIPPET_CHARS = 320
@@ -84,6 +84,11 @@ class NextTaskSerializer(serializers.Serializer):
     message = serializers.CharField(allow_blank=True)
     project = TaskProjectSerializer()
     progress = AnnotatorProgressSerializer()
+    guideline_version = serializers.IntegerField(
+        allow_null=True,
+        help_text="The project's current guideline version (null: none written); send it back "
+        "with the judgment.",
+    )
 
 
 class SubmitJudgmentSerializer(serializers.Serializer):
@@ -105,6 +110,14 @@ class SubmitJudgmentSerializer(serializers.Serializer):
     )
     duration_ms = serializers.IntegerField(
         min_value=0, max_value=assignment.MAX_DURATION_MS, default=0
+    )
+    guideline_version = serializers.IntegerField(
+        min_value=1,
+        max_value=2**31 - 1,
+        required=False,
+        allow_null=True,
+        help_text="The guideline version shown with the task (next task's guideline_version); "
+        "omitted: the current one.",
     )
 
     def validate(self, attrs):
@@ -134,6 +147,10 @@ class SubmittedJudgmentSerializer(serializers.Serializer):
     cost = serializers.DecimalField(max_digits=10, decimal_places=4)
     duration_ms = serializers.IntegerField()
     created_at = serializers.DateTimeField()
+    guideline_version = serializers.IntegerField(source="guideline.version", allow_null=True)
+    supersedes = serializers.IntegerField(
+        source="supersedes_id", allow_null=True, help_text="The judgment this one revises."
+    )
 
     def get_grades(self, judgment) -> dict[str, int]:
         return {
@@ -248,6 +265,9 @@ class NextTaskApi(APIView):
             "message": "" if task else EMPTY_MESSAGE,
             "project": project_payload(project),
             "progress": progress_payload(progress),
+            "guideline_version": getattr(
+                guidelines.current_guideline(project=project), "version", None
+            ),
         }
         return Response(NextTaskSerializer(body).data)
 
@@ -306,6 +326,7 @@ class SubmitJudgmentApi(APIView):
             grades=data.get("grades"),
             outcome=outcome,
             duration_ms=data["duration_ms"],
+            guideline_version=data.get("guideline_version"),
         )
         is_lead = is_lead_of(user=request.user, project=task.project)
         return Response(
@@ -325,3 +346,112 @@ class SkipTaskApi(APIView):
         task = assignment.task_for(user=request.user, task_id=task_id)
         assignment.skip_task(task=task, annotator=request.user)
         return Response(SkipResultSerializer({"task": task.pk, "skipped": True}).data)
+
+
+# --- revising an answer and taking back a skip ------------------------------------------------
+
+
+class RevisionPayloadSerializer(serializers.Serializer):
+    judgment = serializers.IntegerField(
+        help_text="The answer being revised (the latest of its task)."
+    )
+    task = TaskPayloadSerializer()
+    answer = serializers.DictField(
+        help_text="The current answer, for the form: grades {item_id: grade} or choice "
+        "(left / right / equal, on the sides dealt in `task`)."
+    )
+
+
+def revision_payload(request, judgment) -> dict:
+    """The task of an answer to revise, shown as when it was judged, with that answer filled in."""
+    task = judgment.task
+    body = task_payload(request, task, is_lead=is_lead_of(user=request.user, project=task.project))
+    body["submit_url"] = reverse("api-judgment-revise", args=[judgment.pk])
+    body["skip_url"] = ""
+    if task.kind == TaskKind.GRADE_PAGE:
+        answer = {"grades": {str(i): g for i, g in judgment.grades.values_list("item_id", "grade")}}
+    else:
+        left, right = (item["id"] for item in body["items"])
+        better = {"anchor_better": task.anchor_id, "other_better": task.other_id}.get(
+            judgment.outcome
+        )
+        answer = {"choice": "equal" if better is None else ("left" if better == left else "right")}
+    return {"judgment": judgment.pk, "task": body, "answer": answer}
+
+
+class RevisionApi(APIView):
+    @extend_schema(
+        summary="An answer of yours, to revise",
+        description="The task as it was judged, with your current answer. Only your own, latest "
+        "answer to a task can be revised.",
+        responses={200: RevisionPayloadSerializer},
+    )
+    def get(self, request, judgment_id: str):
+        judgment = history.own_judgment(annotator=request.user, judgment_id=judgment_id)
+        assignment.task_for(user=request.user, task_id=judgment.task_id)
+        latest = history.current_judgments(annotator=request.user, project=judgment.project)
+        if not latest.filter(pk=judgment.pk).exists():
+            raise Conflict(
+                "This answer was revised already; revise your latest answer to this task.",
+                fields={"judgment": ["superseded"]},
+            )
+        return Response(revision_payload(request, judgment))
+
+
+class ReviseJudgmentApi(APIView):
+    @extend_schema(
+        summary="Revise an answer of yours",
+        description=(
+            "Stores a new judgment that supersedes yours (judgments are append-only; labels, "
+            "pairs, searches and training read the latest). Same body as submit. 201 when "
+            "stored, 200 when nothing changed or the same client_uuid was stored before. A "
+            "revised answer to a search probe re-runs the search from it."
+        ),
+        request=SubmitJudgmentSerializer,
+        responses={201: SubmittedJudgmentSerializer, 200: SubmittedJudgmentSerializer},
+    )
+    def post(self, request, judgment_id: str):
+        judgment = history.own_judgment(annotator=request.user, judgment_id=judgment_id)
+        # Roles can change after an answer: revising still needs a judging role.
+        assignment.task_for(user=request.user, task_id=judgment.task_id)
+        body = SubmitJudgmentSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        outcome = None
+        if "choice" in data:
+            if judgment.task.kind != TaskKind.COMPARE:
+                raise PagewiseError(
+                    "A page is graded, not compared: send grades, not a choice.",
+                    fields={"choice": ["not allowed for a page"]},
+                )
+            outcome = assignment.outcome_from_choice(
+                task=judgment.task, choice=data["choice"], sides_token=data["sides"]
+            )
+        revision, created = assignment.revise_judgment(
+            judgment=judgment,
+            annotator=request.user,
+            client_uuid=data["client_uuid"],
+            grades=data.get("grades"),
+            outcome=outcome,
+            duration_ms=data["duration_ms"],
+            guideline_version=data.get("guideline_version"),
+        )
+        is_lead = is_lead_of(user=request.user, project=judgment.task.project)
+        return Response(
+            SubmittedJudgmentSerializer(revision, context={"is_lead": is_lead}).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class UnskipTaskApi(APIView):
+    @extend_schema(
+        summary="Take back a skip",
+        description="The task can be handed to you again (unless it was done meanwhile).",
+        request=None,
+        responses={200: SkipResultSerializer},
+    )
+    def post(self, request, task_id: str):
+        task = history.skipped_task_for(annotator=request.user, task_id=task_id)
+        assignment.task_for(user=request.user, task_id=task.pk)
+        assignment.unskip_task(task=task, annotator=request.user)
+        return Response(SkipResultSerializer({"task": task.pk, "skipped": False}).data)

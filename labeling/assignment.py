@@ -21,6 +21,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from .errors import Conflict, NotFound, PagewiseError, PermissionDenied
+from .guidelines import guideline_for_judgment
 from .models import (
     CompareOutcome,
     ItemGrade,
@@ -280,8 +281,12 @@ def submit_judgment(
     grades: dict[int, int] | None = None,
     outcome: str | None = None,
     duration_ms: int = 0,
+    guideline_version: int | None = None,
 ) -> tuple[Judgment, bool]:
     """Store the annotator's answer to a task; return (judgment, created).
+
+    The judgment records the guideline version the annotator was shown (`guideline_version`;
+    None: the project's current one).
 
     Idempotent on `client_uuid`: a retried submit returns the stored judgment with created=False
     and is never counted twice. The task is closed when it has `judgments_required` judgments,
@@ -304,6 +309,7 @@ def submit_judgment(
         _check_lease(task=locked, annotator=annotator)
         project = Project.objects.get(pk=locked.project_id)
         duration_ms = _clean_duration(duration_ms)
+        guideline = guideline_for_judgment(project=project, version=guideline_version)
         if locked.kind == TaskKind.GRADE_PAGE:
             if outcome is not None:
                 raise PagewiseError(
@@ -332,7 +338,7 @@ def submit_judgment(
                 judgment = Judgment.objects.create(
                     task=locked, project=project, annotator=annotator, client_uuid=client_uuid,
                     kind=locked.kind, outcome=outcome if locked.kind == TaskKind.COMPARE else None,
-                    cost=cost, duration_ms=duration_ms,
+                    cost=cost, duration_ms=duration_ms, guideline=guideline,
                 )  # fmt: skip
                 ItemGrade.objects.bulk_create(
                     [ItemGrade(judgment=judgment, item_id=i, grade=g) for i, g in cleaned.items()]
@@ -344,7 +350,7 @@ def submit_judgment(
             if Judgment.objects.filter(task=locked, annotator=annotator).exists():
                 raise Conflict("You have already judged this task.") from None
             raise
-        judged = Judgment.objects.filter(task=locked).count()
+        judged = Judgment.objects.filter(task=locked, supersedes__isnull=True).count()
         Task.objects.filter(pk=locked.pk).update(
             status=TaskStatus.DONE if judged >= locked.judgments_required else TaskStatus.OPEN,
             assignee=None,
@@ -381,6 +387,98 @@ def skip_task(*, task: Task, annotator) -> TaskSkip:
                 status=TaskStatus.OPEN, assignee=None, lease_expires_at=None
             )
     return skip
+
+
+def revise_judgment(
+    *,
+    judgment: Judgment,
+    annotator,
+    client_uuid: uuid.UUID | str,
+    grades: dict[int, int] | None = None,
+    outcome: str | None = None,
+    duration_ms: int = 0,
+    guideline_version: int | None = None,
+) -> tuple[Judgment, bool]:
+    """Store the annotator's corrected answer as a new judgment superseding `judgment`.
+
+    Judgments stay append-only: the old one is kept, and labels, pairs, searches and training
+    read the latest of the chain. A revision costs nothing (the task was paid for once) and does
+    not change the task's status or its count of judgments. An answer equal to the current one
+    stores nothing and returns it with created=False; so does a retry with the same client_uuid.
+    After the commit `judgment_recorded` is sent, so a revised search probe re-runs its step.
+
+    Locks: the task row, so that two revisions of one answer cannot both be stored.
+    """
+    client_uuid = _as_uuid(client_uuid)
+    if judgment.annotator_id != annotator.pk:
+        raise NotFound(f"No judgment '{judgment.pk}' of yours.")
+    stored = _stored_judgment(client_uuid=client_uuid, task=judgment.task, annotator=annotator)
+    if stored is not None:
+        return stored, False
+    with transaction.atomic():
+        locked = Task.objects.select_for_update().get(pk=judgment.task_id)
+        stored = _stored_judgment(client_uuid=client_uuid, task=locked, annotator=annotator)
+        if stored is not None:
+            return stored, False
+        latest = Judgment.objects.filter(task=locked, annotator=annotator).exclude(
+            superseded_by__isnull=False
+        )
+        current = latest.first()
+        if current is None or current.pk != judgment.pk:
+            raise Conflict(
+                "This answer was revised already; revise your latest answer to this task"
+                + (f" (judgment {current.pk})." if current else "."),
+                fields={"judgment": ["superseded"]},
+            )
+        project = Project.objects.get(pk=locked.project_id)
+        duration_ms = _clean_duration(duration_ms)
+        guideline = guideline_for_judgment(project=project, version=guideline_version)
+        if locked.kind == TaskKind.GRADE_PAGE:
+            if outcome is not None:
+                raise PagewiseError(
+                    "A page is graded, not compared: send grades, not a choice.",
+                    fields={"choice": ["not allowed for a page"]},
+                )
+            cleaned = _clean_grades(task=locked, grades=grades, max_grade=project.max_grade)
+            if cleaned == dict(judgment.grades.values_list("item_id", "grade")):
+                return judgment, False
+        else:
+            if grades is not None or outcome not in CompareOutcome.values:
+                raise PagewiseError(
+                    f"A comparison is revised with a choice: outcome must be one of "
+                    f"{', '.join(CompareOutcome.values)}.",
+                    fields={"outcome": ["invalid"]},
+                )
+            if outcome == judgment.outcome:
+                return judgment, False
+            cleaned = {}
+        revision = Judgment.objects.create(
+            task=locked, project=project, annotator=annotator, client_uuid=client_uuid,
+            kind=locked.kind, outcome=outcome if locked.kind == TaskKind.COMPARE else None,
+            cost=Decimal("0"), duration_ms=duration_ms, guideline=guideline, supersedes=judgment,
+        )  # fmt: skip
+        ItemGrade.objects.bulk_create(
+            [ItemGrade(judgment=revision, item_id=i, grade=g) for i, g in cleaned.items()]
+        )
+        transaction.on_commit(
+            partial(announce, judgment_recorded, judgment_id=revision.pk, project_id=project.pk)
+        )
+    return revision, True
+
+
+def unskip_task(*, task: Task, annotator) -> int:
+    """Take back the annotator's skip of a task, so that it can be handed to them again.
+
+    Returns how many skips were removed (a skip is a note, not a judgment: removing it is fine).
+    """
+    if task.status in (TaskStatus.DONE, TaskStatus.CANCELLED):
+        raise Conflict(
+            f"This task is {task.get_status_display().lower()} now; there is nothing to take back."
+        )
+    removed, _ = TaskSkip.objects.filter(task=task, annotator=annotator).delete()
+    if not removed:
+        raise NotFound("You have not skipped this task.")
+    return removed
 
 
 def _stored_judgment(*, client_uuid: uuid.UUID, task: Task, annotator) -> Judgment | None:

@@ -187,7 +187,8 @@ def throughput(*, project: Project) -> list[dict[str, Any]]:
 
 def _repeated_task_ids(project: Project, kind: str):
     return (
-        Judgment.objects.filter(project=project, kind=kind)
+        # Each annotator's current answer only: a revision is not a second annotator.
+        Judgment.objects.filter(project=project, kind=kind, superseded_by__isnull=True)
         .values("task_id")
         .annotate(n=Count("pk"))
         .filter(n__gt=1)
@@ -201,14 +202,15 @@ def agreement(*, project: Project) -> dict[str, Any]:
     comparisons (overall and per annotator: over the pairs of answers that include theirs)."""
     grade_units: dict[tuple[int, int], list[tuple[str, int]]] = defaultdict(list)
     grade_rows = ItemGrade.objects.filter(
-        judgment__task_id__in=_repeated_task_ids(project, TaskKind.GRADE_PAGE)
+        judgment__task_id__in=_repeated_task_ids(project, TaskKind.GRADE_PAGE),
+        judgment__superseded_by__isnull=True,
     ).values_list("judgment__task_id", "item_id", "judgment__annotator__username", "grade")
     for task_id, item_id, username, grade in grade_rows.iterator(chunk_size=2000):
         grade_units[(task_id, item_id)].append((username, grade))
 
     compare_units: dict[int, list[tuple[str, str]]] = defaultdict(list)
     compare_rows = Judgment.objects.filter(
-        task_id__in=_repeated_task_ids(project, TaskKind.COMPARE)
+        task_id__in=_repeated_task_ids(project, TaskKind.COMPARE), superseded_by__isnull=True
     ).values_list("task_id", "annotator__username", "outcome")
     for task_id, username, outcome in compare_rows.iterator(chunk_size=2000):
         compare_units[task_id].append((username, outcome))
@@ -351,7 +353,8 @@ def disagreements(*, project: Project, limit: int = 200) -> list[dict[str, Any]]
     per_item: dict[int, list[tuple[str, int]]] = defaultdict(list)
     rows = (
         ItemGrade.objects.filter(
-            judgment__task_id__in=_repeated_task_ids(project, TaskKind.GRADE_PAGE)
+            judgment__task_id__in=_repeated_task_ids(project, TaskKind.GRADE_PAGE),
+            judgment__superseded_by__isnull=True,
         )
         .order_by("item_id", "judgment__created_at")
         .values_list("item_id", "judgment__annotator__username", "grade")

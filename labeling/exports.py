@@ -100,7 +100,8 @@ def _judgment_rows(project: Project) -> Iterator[dict]:
             "pk", "client_uuid", "task_id", "kind", "annotator__username", "created_at",
             "duration_ms", "cost", "outcome", "task__anchor__external_id",
             "task__other__external_id", "task__page__query__external_id",
-            "task__anchor__query__external_id", "task__reason",
+            "task__anchor__query__external_id", "task__reason", "supersedes_id",
+            "guideline__version",
         )
     )  # fmt: skip
     grades = iter(
@@ -111,7 +112,8 @@ def _judgment_rows(project: Project) -> Iterator[dict]:
     )
     pending = next(grades, None)
     for (pk, client_uuid, task_id, kind, annotator, created_at, duration_ms, cost, outcome,
-         anchor, other, page_query, compare_query, reason) in judgments.iterator(chunk_size=CHUNK):  # fmt: skip
+         anchor, other, page_query, compare_query, reason, supersedes, guideline_version,
+         ) in judgments.iterator(chunk_size=CHUNK):  # fmt: skip
         item_grades: dict[str, int] = {}
         while pending is not None and pending[0] <= pk:
             if pending[0] == pk:
@@ -132,6 +134,9 @@ def _judgment_rows(project: Project) -> Iterator[dict]:
             "other": other,
             "reason": reason,
             "grades": item_grades,
+            # A revision names the judgment it replaces; labels use the latest of each chain.
+            "supersedes": supersedes,
+            "guideline_version": guideline_version,
         }
 
 
@@ -142,7 +147,8 @@ def judgments_jsonl(project: Project) -> Iterator[str]:
 
 CSV_COLUMNS = [
     "judgment_id", "client_uuid", "task_id", "kind", "query", "annotator", "created_at",
-    "duration_ms", "cost", "outcome", "anchor", "other", "reason", "grades",
+    "duration_ms", "cost", "outcome", "anchor", "other", "reason", "grades", "supersedes",
+    "guideline_version",
 ]  # fmt: skip
 
 

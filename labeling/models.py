@@ -409,6 +409,32 @@ class AppendOnlyError(Exception):
     pass
 
 
+class Guideline(models.Model):
+    """One version of a project's annotation guidelines: markdown instructions, and for each grade
+    a definition and optional example items. Versions are never edited: a change is a new version,
+    and each judgment names the version it was given under."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="guidelines")
+    version = models.PositiveIntegerField()
+    instructions = models.TextField(blank=True, help_text="Markdown.")
+    # [{"definition": str, "examples": [item external_id, ...]}, ...], one per grade, lowest first.
+    grades = models.JSONField(default=list, blank=True, validators=[validate_storable_json])
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "version"], name="guideline_unique_version"),
+            models.CheckConstraint(condition=Q(version__gte=1), name="guideline_version_gte_1"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Guidelines v{self.version} of {self.project}"
+
+
 class Judgment(models.Model):
     """An annotator's answer to a task. Append-only: a correction is a new judgment."""
 
@@ -426,6 +452,24 @@ class Judgment(models.Model):
     cost = models.DecimalField(max_digits=10, decimal_places=4)
     duration_ms = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    guideline = models.ForeignKey(
+        Guideline,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="judgments",
+        help_text="The guideline version the annotator was shown (None: the project had none).",
+    )
+    # A revision is a new judgment of the same task by the same annotator; the one it replaces
+    # stays stored. One-to-one: a judgment is superseded at most once, so revisions form a chain
+    # whose end (nothing supersedes it) is the annotator's current answer.
+    supersedes = models.OneToOneField(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="superseded_by",
+    )
 
     class Meta:
         constraints = [
@@ -435,8 +479,11 @@ class Judgment(models.Model):
                 | (Q(kind=TaskKind.GRADE_PAGE) & Q(outcome__isnull=True)),
                 name="judgment_outcome_matches_kind",
             ),
+            # One first answer per annotator and task; revisions chain from it (supersedes).
             models.UniqueConstraint(
-                fields=["task", "annotator"], name="judgment_one_per_annotator_and_task"
+                fields=["task", "annotator"],
+                condition=Q(supersedes__isnull=True),
+                name="judgment_one_per_annotator_and_task",
             ),
         ]
         indexes = [models.Index(fields=["project", "created_at"])]

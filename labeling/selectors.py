@@ -97,7 +97,10 @@ def human_grades(*, query_ids) -> dict[int, int]:
     from .models import Adjudication, ItemGrade
 
     grades: dict[int, list[int]] = defaultdict(list)
-    rows = ItemGrade.objects.filter(item__query_id__in=query_ids).values_list("item_id", "grade")
+    # Only each annotator's current answer counts: a revised judgment's grades are replaced.
+    rows = ItemGrade.objects.filter(
+        item__query_id__in=query_ids, judgment__superseded_by__isnull=True
+    ).values_list("item_id", "grade")
     for item_id, grade in rows.iterator():
         grades[item_id].append(grade)
     labels = {item_id: median_low(values) for item_id, values in grades.items()}

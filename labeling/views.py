@@ -6,7 +6,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 
-from . import assignment, errors, selectors
+from . import assignment, errors, guidelines, selectors
 from .api_tasks import EMPTY_MESSAGE
 
 
@@ -37,14 +37,28 @@ def annotate(request, slug: str):
     except errors.PermissionDenied as exc:
         raise DjangoPermissionDenied(exc.message) from None
     progress = assignment.annotator_progress(annotator=request.user, project=project)
+    guideline = guidelines.current_guideline(project=project)
     config = {
         "nextUrl": reverse("api-task-next", args=[project.slug]),
         "gradeNames": project.grade_names,
         "maxGrade": project.max_grade,
         "emptyMessage": EMPTY_MESSAGE,
+        "guidelineVersion": guideline.version if guideline else None,
+        # The revision endpoint without its id: annotate.js appends "<id>/".
+        "judgmentUrl": reverse("api-judgment", args=["0"]).removesuffix("0/"),
     }
     return render(
         request,
         "labeling/annotate.html",
-        {"project": project, "progress": progress, "config": config},
+        {
+            "project": project,
+            "progress": progress,
+            "config": config,
+            "guideline": guideline,
+            "guide": guidelines.guideline_payload(project=project, guideline=guideline),
+            # Shown open on first entry and after each new version, until a judgment is given
+            # under it.
+            "guideline_is_new": guideline is not None
+            and not guideline.judgments.filter(annotator=request.user).exists(),
+        },
     )

@@ -20,6 +20,8 @@
     shownAt: 0,
     busy: false,
     emptyTimer: null,
+    choice: null, // compare: the side picked with ←/→/=, stored on Enter
+    revising: null, // the judgment id being revised, or null for a new task
   };
 
   // --- helpers -----------------------------------------------------------------------------
@@ -246,12 +248,15 @@
     state.focus = 0;
     state.clientUuid = newUuid(); // one per judgment; retries reuse it
     state.shownAt = performance.now();
+    state.choice = null;
+    state.revising = data.judgment || null;
     clearTimeout(state.emptyTimer);
     if (!data.task) renderEmpty(data.message);
     else if (data.task.kind === "grade_page") renderGradePage(data.task);
     else renderCompare(data.task);
     root.dataset.taskId = data.task ? data.task.id : "";
     root.dataset.kind = data.task ? data.task.kind : "empty";
+    if (data.answer) prefillRevision(data);
   }
 
   // --- grading -----------------------------------------------------------------------------
@@ -319,10 +324,19 @@
     submit({ grades });
   }
 
-  function submitChoice(choice) {
+  function selectChoice(choice) {
+    state.choice = choice;
     root.querySelectorAll(".side").forEach((side) => {
       side.classList.toggle("is-chosen", choice === "equal" || side.dataset.side === choice);
     });
+    root.querySelectorAll("button.choice").forEach((button) => {
+      button.setAttribute("aria-pressed", String(button.dataset.choice === choice));
+    });
+    setStatus(choice ? "Press Enter to save this answer" : "");
+  }
+
+  function submitChoice(choice) {
+    selectChoice(choice);
     submit({ choice, sides: state.task.sides });
   }
 
@@ -338,7 +352,9 @@
       ...answer,
       client_uuid: state.clientUuid,
       duration_ms: Math.round(performance.now() - state.shownAt),
+      guideline_version: config.guidelineVersion, // the version shown beside this task
     };
+    let stored = null;
     for (let attempt = 0; ; attempt++) {
       let response = null;
       try {
@@ -346,7 +362,10 @@
       } catch (_) {
         response = null; // network error: retry with the same UUID
       }
-      if (response && response.ok) break;
+      if (response && response.ok) {
+        stored = await response.json().catch(() => null);
+        break;
+      }
       const retriable = !response || response.status >= 500 || response.status === 429 || response.status === 408;
       if (!retriable) {
         const message = await errorMessage(response);
@@ -370,8 +389,108 @@
       await sleep(RETRY_DELAYS_MS[attempt]);
     }
     state.busy = false;
+    const wasRevision = Boolean(state.revising);
+    leaveRevisionUrl();
     await loadNext();
+    if (stored && stored.id) showUndoToast(stored.id, wasRevision);
   }
+
+  // --- undo and revisions (issue 17 point 2) ----------------------------------------------------
+  // Undo reopens the answer just stored with that answer filled in; what is submitted then is a
+  // revision (a new judgment that supersedes it). The next task stays leased meanwhile.
+
+  const UNDO_MS = 8000;
+  const toast = document.getElementById("toast");
+  let undoTarget = null;
+  let toastTimer = null;
+
+  function showUndoToast(judgmentId, wasRevision) {
+    if (!toast) return;
+    undoTarget = judgmentId;
+    toast.replaceChildren(
+      el("span", { text: wasRevision ? "Revision saved." : "Answer saved." }),
+      el("button", { type: "button", class: "link", id: "undo", onclick: undoLast, text: "Undo (z)" }),
+    );
+    toast.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(hideToast, UNDO_MS);
+  }
+
+  function hideToast() {
+    if (toast) toast.hidden = true;
+    undoTarget = null;
+  }
+
+  function undoLast() {
+    if (!undoTarget) return;
+    const judgmentId = undoTarget;
+    hideToast();
+    loadRevision(judgmentId);
+  }
+
+  async function loadRevision(judgmentId) {
+    if (state.busy) return;
+    state.busy = true;
+    try {
+      const response = await fetch(`${config.judgmentUrl}${encodeURIComponent(judgmentId)}/`, {
+        credentials: "same-origin",
+        headers: { Accept: "application/json" },
+      });
+      if (!response.ok) {
+        showNotice(await errorMessage(response), "error");
+        return;
+      }
+      const data = await response.json();
+      render({ task: data.task, judgment: data.judgment, answer: data.answer });
+    } catch (_) {
+      showNotice("Could not open that answer — check the connection and try again.", "error");
+    } finally {
+      state.busy = false;
+    }
+  }
+
+  function prefillRevision(data) {
+    if (data.task.kind === "grade_page") {
+      for (const [itemId, grade] of Object.entries(data.answer.grades || {})) {
+        state.grades.set(Number(itemId), grade);
+      }
+      refreshGrades();
+    } else if (data.answer.choice) {
+      selectChoice(data.answer.choice);
+    }
+    const skipButton = document.getElementById("skip");
+    if (skipButton) skipButton.hidden = true;
+    root.classList.add("is-revising");
+    showNotice(
+      "Revising your earlier answer: change it and press Enter to save the revision; Esc leaves it as it was.",
+      "info",
+    );
+  }
+
+  function leaveRevisionUrl() {
+    const url = new URL(window.location.href);
+    if (url.searchParams.has("revise")) {
+      url.searchParams.delete("revise");
+      window.history.replaceState(null, "", url.pathname + url.search);
+    }
+  }
+
+  function leaveRevision() {
+    state.revising = null;
+    root.classList.remove("is-revising");
+    showNotice("");
+    leaveRevisionUrl();
+    loadNext();
+  }
+
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target.closest && event.target.closest("input, textarea, select")) return;
+    if (event.key === "z" && undoTarget && !state.busy) {
+      event.preventDefault();
+      undoLast();
+    }
+  });
 
   async function skip() {
     if (state.busy || !state.task) return;
@@ -428,22 +547,28 @@
     if (!task || state.busy) return;
     const key = event.key;
     let handled = true;
-    if (key === "s") skip();
+    if (key === "s" && !state.revising) skip();
+    else if (key === "Escape" && state.revising) leaveRevision();
     else if (task.kind === "grade_page") {
       if (/^[0-9]$/.test(key) && Number(key) <= config.maxGrade) gradeFocused(Number(key));
-      else if (key === "j" || key === "ArrowDown" || key === "ArrowRight") setFocus(state.focus + 1);
-      else if (key === "k" || key === "ArrowUp" || key === "ArrowLeft") setFocus(state.focus - 1);
+      else if (key === "j" || key === "ArrowDown") setFocus(state.focus + 1);
+      else if (key === "k" || key === "ArrowUp") setFocus(state.focus - 1);
       else if (key === "u") undo();
       else if (key === "Enter") submitGrades();
       else handled = false;
     } else {
-      if (key === "ArrowLeft") submitChoice("left");
-      else if (key === "ArrowRight") submitChoice("right");
-      else if (key === "=") submitChoice("equal");
+      // One meaning per key on every task: ←/→/= pick, Enter stores (as on a page).
+      if (key === "ArrowLeft") selectChoice("left");
+      else if (key === "ArrowRight") selectChoice("right");
+      else if (key === "=") selectChoice("equal");
+      else if (key === "Enter" && state.choice) submitChoice(state.choice);
+      else if (key === "Enter") setStatus("Pick a side first: ← left, → right, = equal");
       else handled = false;
     }
     if (handled) event.preventDefault();
   });
 
-  loadNext();
+  const reviseId = new URL(window.location.href).searchParams.get("revise");
+  if (reviseId) loadRevision(reviseId);
+  else loadNext();
 })();

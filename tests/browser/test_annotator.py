@@ -176,7 +176,8 @@ def test_annotator_grades_a_page_and_answers_a_comparison_with_the_keyboard(
             route.continue_()
 
     page.route(f"**/api/tasks/{compare_task.pk}/submit/", lose_first_response)
-    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")  # picks the left side; Enter stores it
+    page.keyboard.press("Enter")
 
     page.wait_for_function(
         f"() => document.getElementById('task').dataset.taskId !== '{compare_task.pk}'"

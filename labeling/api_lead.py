@@ -307,7 +307,17 @@ class RerankerVersionSerializer(serializers.Serializer):
     pairs_implied = serializers.IntegerField()
     labels_used = serializers.IntegerField()
     cost_spent = serializers.DecimalField(max_digits=12, decimal_places=4)
-    gold_ndcg10 = serializers.FloatField(allow_null=True)
+    gold_ndcg10 = serializers.FloatField(
+        allow_null=True, help_text="NDCG@10 on gold with the gain named by ndcg_gain."
+    )
+    ndcg_gain = serializers.CharField(
+        help_text="Gain of gold_ndcg10 and metrics' ndcg@k: exponential (2^grade - 1)."
+    )
+    gold_trec_ndcg10 = serializers.FloatField(
+        allow_null=True,
+        help_text="trec_eval's nDCG@10 (linear gain, its tie-break, every gold query): what "
+        "trec_eval or ir_measures report on the exported qrels and run (gold queries).",
+    )
     metrics = serializers.JSONField()
 
 

@@ -122,8 +122,15 @@ def quality_by_cost(*, project: Project) -> dict[str, Any]:
     versions = list(
         RerankerVersion.objects.filter(project=project)
         .order_by("number")
-        .values("number", "status", "cost_spent", "gold_ndcg10", "labels_used", "created_at")
+        .values(
+            "number", "status", "cost_spent", "gold_ndcg10", "labels_used", "created_at", "metrics"
+        )
     )
+    for version in versions:
+        # Beside the product's NDCG (exponential gain), trec_eval's linear-gain figure.
+        metrics = version.pop("metrics") or {}
+        version["ndcg_gain"] = metrics.get("ndcg_gain", "exponential")
+        version["gold_trec_ndcg10"] = metrics.get("trec_ndcg@10")
     active = active_version(project=project)
     baselines = {}
     if active is not None:
@@ -339,7 +346,7 @@ def dashboard_charts(summary: dict[str, Any]) -> dict[str, str]:
             baselines=sorted(quality["baselines"].items()),
             title="NDCG@10 on the gold set against cost spent",
             x_label=f"Cost spent ({currency})",
-            y_label="NDCG@10",
+            y_label="NDCG@10 (exp. gain)",
             y_range=(0.0, 1.0),
         )
     return result

@@ -257,9 +257,13 @@ def run_file(project: Project, version) -> Iterator[str]:
     current = None
 
     def ranked(qid: str, page: list[tuple[str, float]]) -> Iterator[str]:
-        page.sort(key=lambda p: (-p[1], p[0]))
+        # trec_eval reads the scores, not the ranks, and breaks ties by docid in descending
+        # order: the ranks written here follow the same order. Scores are written in full (repr)
+        # so that the file's ties are the model's ties and trec_ndcg@k is reproduced exactly.
+        page.sort(key=lambda p: p[0], reverse=True)
+        page.sort(key=lambda p: -p[1])
         for rank, (docid, score) in enumerate(page, start=1):
-            yield f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n"
+            yield f"{qid} Q0 {docid} {rank} {score!r} {tag}\n"
 
     for qid, docid, score in ranking_services.rerank_scores(project=project, version=version):
         if qid != current and page:

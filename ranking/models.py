@@ -93,6 +93,17 @@ class RerankerVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.project} reranker v{self.number} ({self.status})"
 
+    @property
+    def ndcg_gain(self) -> str:
+        """The gain of `gold_ndcg10` and of every `ndcg@k` in `metrics` (2^g - 1 unless said)."""
+        return (self.metrics or {}).get("ndcg_gain", "exponential")
+
+    @property
+    def gold_trec_ndcg10(self) -> float | None:
+        """trec_eval's nDCG@10 (linear gain) on the same queries; None for older versions."""
+        value = (self.metrics or {}).get("trec_ndcg@10")
+        return value if isinstance(value, int | float) else None
+
 
 class ItemVlmScore(models.Model):
     """An item's grade distribution from the vision-language scorer, cached like embeddings.

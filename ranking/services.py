@@ -347,16 +347,24 @@ def validation_page(page: TrainPage) -> TrainPage:
     return replace(page, grades=grades)
 
 
-def evaluate(model: WholePageReranker, pages: list[TrainPage]) -> dict[str, float]:
+def evaluate(model: WholePageReranker, pages: list[TrainPage]) -> dict[str, float | str]:
+    """The quality figures of `model` on the pages that have a judged item, with trec_eval's
+    figures (`trec_ndcg@k`) computed on the items' external ids, as the run export names them."""
     pages = [p for p in pages if (p.grades >= 0).any()]
     if not pages:
         return {}
     scores = score_pages(model, pages)
+    external = dict(
+        Item.objects.filter(pk__in=[i for p in pages for i in p.item_ids or ()]).values_list(
+            "pk", "external_id"
+        )
+    )
     return evaluate_pages(
         scores,
         [p.grades for p in pages],
         [p.modalities for p in pages],
         [p.upstream_scores for p in pages],
+        docnos_per_query=[[external[i] for i in p.item_ids] for p in pages],
     )
 
 

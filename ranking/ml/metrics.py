@@ -12,6 +12,8 @@ import numpy as np
 from scipy.stats import kendalltau
 
 Gain = Literal["exponential", "linear"]
+# The gain of every `ndcg@k` the product stores and shows; `trec_ndcg@k` is trec_eval's linear one.
+NDCG_GAIN: Gain = "exponential"
 
 
 def _gains(grades: np.ndarray, gain: Gain) -> np.ndarray:
@@ -84,6 +86,43 @@ def mean_ndcg_at_k(
     return float(np.mean(values)) if values else float("nan")
 
 
+def trec_ndcg_at_k(
+    scores: np.ndarray, grades: np.ndarray, docnos: Sequence[str], k: int = 10
+) -> float:
+    """trec_eval's ndcg_cut.k of one query (what ir_measures' nDCG@k reports on the exported
+    qrels and run): linear gain (the grade itself); documents ordered by score, ties broken by
+    docno in descending order as trec_eval does; unjudged documents (grade < 0) keep their place
+    with gain 0 (no condensed list); the ideal from every judged grade; 0 without a relevant one.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    grades = np.asarray(grades, dtype=np.float64)
+    if not (len(scores) == len(grades) == len(docnos)):
+        raise ValueError("scores, grades and docnos differ in length")
+    ideal = ideal_dcg_at_k(grades, k, "linear")
+    if ideal <= 0.0:
+        return 0.0
+    # Sort by docno descending first, then stably by score descending.
+    by_docno = sorted(range(len(docnos)), key=lambda i: docnos[i], reverse=True)
+    order = sorted(by_docno, key=lambda i: -scores[i])[:k]
+    gains = np.maximum(grades[order], 0.0)
+    return float(np.sum(gains / np.log2(np.arange(len(order)) + 2.0))) / ideal
+
+
+def mean_trec_ndcg_at_k(
+    scores_per_query: Sequence[np.ndarray],
+    grades_per_query: Sequence[np.ndarray],
+    docnos_per_query: Sequence[Sequence[str]],
+    k: int = 10,
+) -> float:
+    """Mean `trec_ndcg_at_k` over every query, those without a relevant item counting 0 (as in
+    trec_eval's and ir_measures' mean); NaN without queries."""
+    values = [
+        trec_ndcg_at_k(s, g, d, k)
+        for s, g, d in zip(scores_per_query, grades_per_query, docnos_per_query, strict=True)
+    ]
+    return float(np.mean(values)) if values else float("nan")
+
+
 def cross_modal_pair_counts(
     scores: np.ndarray, grades: np.ndarray, modalities: np.ndarray
 ) -> tuple[float, int]:
@@ -149,16 +188,26 @@ def evaluate_pages(
     grades_per_query: Sequence[np.ndarray],
     modalities_per_query: Sequence[np.ndarray],
     upstream_per_query: Sequence[np.ndarray] | None = None,
-) -> dict[str, float]:
+    docnos_per_query: Sequence[Sequence[str]] | None = None,
+) -> dict[str, float | str]:
     """The reranker quality figures of DESIGN.md over a set of queries (e.g. the gold set).
 
-    ndcg@5 / ndcg@10: mean over queries; cross_modal_pair_accuracy: over all pairs of all queries;
+    ndcg@5 / ndcg@10: mean over queries, with the gain named by `ndcg_gain` (exponential,
+    2^g - 1); with `docnos_per_query` (the items' external ids), also trec_ndcg@5 / trec_ndcg@10:
+    trec_eval's figures (linear gain, its tie-break, every query), which ir_measures reproduces
+    from the exported qrels and run. cross_modal_pair_accuracy: over all pairs of all queries;
     kendall_tau[m]: mean over queries of the per-modality tau against upstream order.
     """
     result = {
+        "ndcg_gain": NDCG_GAIN,
         "ndcg@5": mean_ndcg_at_k(scores_per_query, grades_per_query, 5),
         "ndcg@10": mean_ndcg_at_k(scores_per_query, grades_per_query, 10),
     }
+    if docnos_per_query is not None:
+        for k in (5, 10):
+            result[f"trec_ndcg@{k}"] = mean_trec_ndcg_at_k(
+                scores_per_query, grades_per_query, docnos_per_query, k
+            )
     correct = total = 0
     for s, g, m in zip(scores_per_query, grades_per_query, modalities_per_query, strict=True):
         c, t = cross_modal_pair_counts(s, g, m)

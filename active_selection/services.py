@@ -31,6 +31,7 @@ from labeling.models import (
     TaskKind,
     TaskStatus,
 )
+from labeling.overlap import required_for
 from labeling.selectors import budget_status
 from labeling.signals import announce, search_finished
 from ranking.services import maybe_queue_retrain
@@ -283,6 +284,7 @@ def advance_search(*, search_id: int) -> Task | None:
                 "priority": REASK_PRIORITY
                 if probe.is_reask
                 else search_priority(search.informativeness),
+                "judgments_required": required_for(project=project, kind=TaskKind.COMPARE),
             },
         )  # fmt: skip
         if created:
@@ -306,21 +308,30 @@ def record_probe_answer(*, judgment: Judgment) -> AnchorSearch | None:
     """Feed a compare judgment into its search (once), then queue the next probe.
 
     A judgment already revised is left out: its revision (revise_probe_answer) speaks for it.
+    A comparison asked of several annotators (overlap) is fed in once all its answers are in,
+    every answer in the order given: answers that disagree are a contradiction the search re-asks.
     """
     probe = ProbeTask.objects.filter(task_id=judgment.task_id).first()
     if probe is None or judgment.outcome is None:
         return None
     if Judgment.objects.filter(supersedes_id=judgment.pk).exists():
         return None
+    # The latest answer of each annotator (a revision stands for the answer it revises).
+    of_task = Judgment.objects.filter(task_id=judgment.task_id)
+    revised = of_task.filter(supersedes__isnull=False).values("supersedes_id")
+    answers = list(of_task.exclude(pk__in=revised).order_by("pk"))
+    if len(answers) < Task.objects.get(pk=judgment.task_id).judgments_required:
+        return None  # more annotators are to answer; the last answer feeds them all in
     with transaction.atomic():
         search = AnchorSearch.objects.select_for_update().get(pk=probe.search_id)
         state = pure.QuerySearch.from_state(search.state)
         contradictions_before = len(state.contradictions)
         # judgment_id makes a second delivery of the same judgment a no-op inside the state.
-        state.record(
-            OUTCOME_FROM_ANCHOR_SIDE[judgment.outcome], anchor_id=probe.anchor_id,
-            position=probe.position, annotator=judgment.annotator_id, judgment_id=judgment.pk,
-        )  # fmt: skip
+        for answer in answers:
+            state.record(
+                OUTCOME_FROM_ANCHOR_SIDE[answer.outcome], anchor_id=probe.anchor_id,
+                position=probe.position, annotator=answer.annotator_id, judgment_id=answer.pk,
+            )  # fmt: skip
         search.state = state.to_state()
         search.probes_answered = sum(len(a.history) for a in state.anchors)
         search.contradictions = len(state.contradictions)

@@ -166,6 +166,9 @@ class ProjectSettingsSerializer(serializers.Serializer):
         choices=VlmMode.choices,
         help_text="pointwise (one item per prompt) or listwise (a page per prompt).",
     )
+    overlap_comparisons = serializers.BooleanField(
+        help_text="Comparisons also get judgments_per_task judgments (otherwise one each)."
+    )
     vlm_upstream = serializers.BooleanField(
         help_text="Items imported without an upstream score get the vision-language scorer's."
     )

@@ -37,6 +37,7 @@ from .models import (
     vlm_model_dir,
 )
 from .money import exact_sum
+from .overlap import apply_overlap
 from .selectors import budget_status
 from .signals import announce, project_settings_changed
 
@@ -203,6 +204,11 @@ def _repeated_task_ids(project: Project, kind: str):
     )
 
 
+# Below this many items (or comparisons) judged more than once, an agreement figure is mostly
+# noise: with few units alpha swings by tenths from one answer to the next.
+MIN_AGREEMENT_UNITS = 30
+
+
 def agreement(*, project: Project) -> dict[str, Any]:
     """Agreement where a task was judged more than once: ordinal Krippendorff's alpha on grades
     (overall and per annotator: over the units that annotator graded) and percent agreement on
@@ -250,6 +256,7 @@ def agreement(*, project: Project) -> dict[str, Any]:
         )
     return {
         "level": "ordinal",
+        "min_units": MIN_AGREEMENT_UNITS,
         "grade_units": len(grade_units),
         "grade_alpha": krippendorff_alpha([g for _, g in unit] for unit in grade_units.values()),
         "compare_tasks": len(compare_units),
@@ -407,6 +414,7 @@ def adjudicate(*, project: Project, item_id: int, grade: int, decided_by) -> Adj
 SETTINGS_FIELDS = [
     "grade_names", "grade_cost", "compare_cost", "currency", "budget", "strategy",
     "budget_policy", "page_size", "top_band", "retrain_threshold", "judgments_per_task",
+    "overlap_comparisons",
     "vlm_model", "vlm_mode", "vlm_upstream", "vlm_baseline", "vlm_features", "vlm_distill",
 ]  # fmt: skip
 
@@ -453,6 +461,7 @@ def update_project_settings(*, project: Project, changes: dict[str, Any]) -> Pro
         setattr(locked, name, value)
     locked.full_clean(exclude=["slug"])
     locked.save(update_fields=SETTINGS_FIELDS)
+    apply_overlap(project=locked)  # open tasks follow a changed number of judgments per task
     for name in SETTINGS_FIELDS:
         setattr(project, name, getattr(locked, name))
     transaction.on_commit(lambda: announce(project_settings_changed, project_id=locked.pk))

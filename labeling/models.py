@@ -108,6 +108,11 @@ class Project(models.Model):
         help_text="New labels (grades + pairs) since the last version that trigger a retrain.",
     )
     judgments_per_task = models.PositiveSmallIntegerField(default=1)
+    overlap_comparisons = models.BooleanField(
+        default=False,
+        help_text="Comparisons also get judgments_per_task judgments (otherwise one each); the "
+        "search records a comparison once all of its answers are in.",
+    )
     vlm_model = models.CharField(
         max_length=100,
         blank=True,

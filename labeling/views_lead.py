@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import dashboard, errors, exports, selectors
+from . import dashboard, errors, exports, overlap, selectors
 from .imports import import_project_file
 from .models import BudgetPolicy, ImportRun, Project, Role, Strategy, VlmMode
 
@@ -105,6 +105,7 @@ def settings_page(request, slug: str):
         values = {**values, **data}
         serializer = ProjectSettingsSerializer(project, data=data, partial=True)
         if serializer.is_valid():
+            before = overlap.overlap_of(project)
             try:
                 dashboard.update_project_settings(
                     project=project, changes=serializer.validated_data
@@ -113,6 +114,8 @@ def settings_page(request, slug: str):
                 field_errors = exc.fields
             else:
                 messages.success(request, "Settings saved.")
+                if overlap.overlap_of(project) != before:
+                    messages.info(request, overlap.describe_open_work(project=project))
                 return redirect("lead-settings", slug=project.slug)
         else:
             field_errors = {k: [str(e) for e in v] for k, v in serializer.errors.items()}

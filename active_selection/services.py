@@ -21,6 +21,7 @@ from labeling.models import (
     CandidatePage,
     CompareOutcome,
     Item,
+    ItemGrade,
     Judgment,
     PageSlot,
     Project,
@@ -41,7 +42,9 @@ from .models import AnchorSearch, ImpliedGrade, PairSource, PreferencePair, Prob
 from .strategies import (
     PAGE_PRIORITY,
     REASK_PRIORITY,
+    REST_PRIORITY,
     QueryItems,
+    interleave,
     plan_pages,
     search_priority,
     search_share,
@@ -124,6 +127,61 @@ def create_page_tasks(*, project: Project, seed: int = 0) -> int:
                 priority=PAGE_PRIORITY, judgments_required=project.judgments_per_task,
                 dedupe_key=f"page:{plan.query_id}:{plan.key}",
             )  # fmt: skip
+            created += 1
+    return created
+
+
+def ungraded_training_items(*, project: Project):
+    """Items of training queries no judgment graded and no open or done page holds."""
+    on_a_page = PageSlot.objects.filter(
+        page__tasks__project=project, page__tasks__kind=TaskKind.GRADE_PAGE
+    ).exclude(page__tasks__status=TaskStatus.CANCELLED)
+    return (
+        Item.objects.filter(project=project, query__split=Split.TRAIN)
+        .exclude(pk__in=ItemGrade.objects.filter(item__project=project).values("item_id"))
+        .exclude(pk__in=on_a_page.values("item_id"))
+    )
+
+
+def plan_rest_pages(*, project: Project) -> int:
+    """Spend what is left on grades of the training items nobody graded yet (the lead's choice
+    once the strategy has nothing more to ask: iso_anchor after its top bands and searches, top_p
+    after its top bands). Pages of `page_size` items of one query, interleaved by upstream rank;
+    the first page of every query before the second of any, so a budget that runs out spreads
+    over the queries. Returns the pages created; planning twice creates nothing twice."""
+    with transaction.atomic():
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        per_page_item = project.grade_cost * project.judgments_per_task
+        left = budget_status(project=project)["left"]
+        by_query: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        rows = (
+            ungraded_training_items(project=project)
+            .order_by("query_id", "modality", "upstream_rank", "external_id")
+            .values_list("query_id", "modality", "pk")
+        )
+        for query_id, modality, pk in rows:
+            by_query[query_id][modality].append(pk)
+        chunks = []
+        for query_id, modalities in by_query.items():
+            merged = interleave(list(modalities.values()))
+            for n, start in enumerate(range(0, len(merged), project.page_size)):
+                chunks.append((n, query_id, merged[start : start + project.page_size]))
+        created = 0
+        for _, query_id, items in sorted(chunks, key=lambda chunk: chunk[:2]):
+            cost = per_page_item * len(items)
+            if cost > left:
+                continue
+            page = CandidatePage.objects.create(project=project, query_id=query_id)
+            PageSlot.objects.bulk_create(
+                [PageSlot(page=page, position=i, item_id=item) for i, item in enumerate(items)]
+            )
+            Task.objects.create(
+                project=project, kind=TaskKind.GRADE_PAGE, page=page, priority=REST_PRIORITY,
+                reason="Page grading: items below the top band (the lead spent the rest on grades)",
+                judgments_required=project.judgments_per_task,
+                dedupe_key=f"page:{query_id}:rest:{items[0]}",
+            )  # fmt: skip
+            left -= cost
             created += 1
     return created
 
@@ -213,16 +271,23 @@ def start_searches(*, query: Query) -> list[AnchorSearch]:
     graded_per_modality = defaultdict(int)
     for pk, modality, _ in items:
         graded_per_modality[modality] += pk in grades
-    reference = max(
-        project.modalities, key=lambda m: (graded_per_modality[m], -project.modalities.index(m))
+    by_grading = sorted(
+        project.modalities, key=lambda m: (-graded_per_modality[m], project.modalities.index(m))
     )
-    anchors = pure.select_anchors(
-        (pk, rank, grades.get(pk)) for pk, modality, rank in items if modality == reference
-    )
+    reference = by_grading[0]
+    # R's own tail is searched too, from the anchors of the next most graded modality: without
+    # it the reference's items below the top band could never be labelled (a two-modality project
+    # whose other modality has no tail would have nothing to search at all).
+    pairs = [(reference, other) for other in by_grading[1:]]
+    if len(by_grading) > 1:
+        pairs.append((by_grading[1], reference))
     started = []
-    for other in project.modalities:
-        if other == reference:
-            continue
+    for anchor_modality, other in pairs:
+        anchors = pure.select_anchors(
+            (pk, rank, grades.get(pk))
+            for pk, modality, rank in items
+            if modality == anchor_modality
+        )
         # Only B's ungraded tail is searched: its graded top band is known already.
         tail = [pk for pk, modality, _ in items if modality == other and pk not in grades]
         if not anchors or not tail:
@@ -232,7 +297,7 @@ def start_searches(*, query: Query) -> list[AnchorSearch]:
             1 for pk, modality, _ in items if modality == other and grades.get(pk, 0) > 0
         )
         search, created = AnchorSearch.objects.get_or_create(
-            query=query, reference_modality=reference, other_modality=other,
+            query=query, reference_modality=anchor_modality, other_modality=other,
             defaults={"project": project, "state": state, "informativeness": relevant_above},
         )  # fmt: skip
         if created:

@@ -15,6 +15,7 @@ PAGE_PRIORITY = 100  # candidate pages go first: their grades are the anchors of
 SEARCH_PRIORITY = 50
 REASK_PRIORITY = 80  # a contradiction blocks its search until the re-ask is answered
 MAX_SEARCH_BONUS = REASK_PRIORITY - SEARCH_PRIORITY - 1
+REST_PRIORITY = SEARCH_PRIORITY - 1  # grades the lead adds once the strategy has nothing to ask
 
 
 def search_priority(informativeness: int) -> int:
@@ -46,8 +47,9 @@ def search_share(
     labels on fewer queries.
     `per_query`: the expected cost of one query's searches against that of its top-band page, so
     the budget buys whole queries (page, then searches). Per query: one page of top_band x M
-    grades; M-1 searches, each with about two anchors (the grades present in the reference top
-    band) and ceil(log2(tail + 1)) probes per anchor.
+    grades; M searches (the reference R into each of the M-1 others, and the next most graded
+    modality into R's own tail), each with about two anchors (the grades present in a top band)
+    and ceil(log2(tail + 1)) probes per anchor.
     """
     if policy == BREADTH_FIRST:
         return 0.0
@@ -55,7 +57,8 @@ def search_share(
         raise ValueError(f"unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
     page = top_band * modalities * grade_cost
     tail = max(math.ceil(items_per_modality) - top_band, 0)
-    probes = (modalities - 1) * 2 * math.ceil(math.log2(tail + 1))
+    searches_per_query = modalities if modalities > 1 else 0
+    probes = searches_per_query * 2 * math.ceil(math.log2(tail + 1))
     searches = probes * compare_cost
     return searches / (page + searches) if page + searches > 0 else 0.0
 

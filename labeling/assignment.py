@@ -26,6 +26,7 @@ from .models import (
     CompareOutcome,
     ItemGrade,
     Judgment,
+    Membership,
     PageSlot,
     Project,
     Role,
@@ -87,6 +88,41 @@ def claimable_tasks(*, annotator, project: Project, now=None) -> QuerySet[Task]:
         .filter(~Exists(excluded))
         .order_by("-priority", "id")
     )
+
+
+def unclaimable_tasks(*, project: Project, now=None) -> QuerySet[Task]:
+    """Open tasks no annotator of the project can take: each has judged it, skipped it or is
+    excluded from it (a re-asked comparison goes to someone who has not answered it; in a project
+    with two annotators, a tie between them leaves nobody)."""
+    now = now or timezone.now()
+    task = OuterRef(OuterRef("pk"))
+    free = (
+        Membership.objects.filter(project=project, role=Role.ANNOTATOR)
+        .filter(~Exists(Judgment.objects.filter(task_id=task, annotator_id=OuterRef("user_id"))))
+        .filter(~Exists(TaskSkip.objects.filter(task_id=task, annotator_id=OuterRef("user_id"))))
+        .filter(
+            ~Exists(
+                Task.excluded_annotators.through.objects.filter(
+                    task_id=task, user_id=OuterRef("user_id")
+                )
+            )
+        )
+    )
+    return (
+        Task.objects.filter(project=project)
+        .filter(Q(status=TaskStatus.OPEN) | Q(status=TaskStatus.LEASED, lease_expires_at__lt=now))
+        .filter(~Exists(free))
+    )
+
+
+def let_annotators_answer_again(*, project: Project) -> int:
+    """The lead's way out of `unclaimable_tasks`: the annotators who were excluded from a task or
+    skipped it may take it again (one who judged it still cannot). Returns the tasks reopened."""
+    with transaction.atomic():
+        stuck = list(unclaimable_tasks(project=project).values_list("pk", flat=True))
+        Task.excluded_annotators.through.objects.filter(task_id__in=stuck).delete()
+        TaskSkip.objects.filter(task_id__in=stuck).delete()
+    return len(stuck)
 
 
 def held_tasks(*, annotator, project: Project, now=None) -> QuerySet[Task]:

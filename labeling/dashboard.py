@@ -301,6 +301,7 @@ def open_tasks(*, project: Project, limit: int = OPEN_TASKS_SHOWN) -> dict[str, 
 
 
 def dashboard_summary(*, project: Project) -> dict[str, Any]:
+    from active_selection.selectors import why_no_task
     from active_selection.services import search_progress
 
     budget = budget_status(project=project)
@@ -316,6 +317,7 @@ def dashboard_summary(*, project: Project) -> dict[str, Any]:
         "throughput": throughput(project=project),
         "agreement": agreement(project=project),
         "open_tasks": open_tasks(project=project),
+        "why_no_task": why_no_task(project=project),
     }
 
 

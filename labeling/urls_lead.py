@@ -25,6 +25,11 @@ urlpatterns = [
     path("projects/<slug:slug>/members/", views_lead.members_page, name="lead-members"),
     path("projects/<slug:slug>/import/", views_lead.import_page, name="lead-import"),
     path("projects/<slug:slug>/dashboard/", views_lead.dashboard_page, name="lead-dashboard"),
+    path(
+        "projects/<slug:slug>/dashboard/resolve/",
+        views_lead.dashboard_resolve,
+        name="lead-dashboard-resolve",
+    ),
     path("projects/<slug:slug>/review/", views_lead.review_page, name="lead-review"),
     path("projects/<slug:slug>/exports/", views_lead.exports_page, name="exports"),
     path(

@@ -300,6 +300,40 @@ def dashboard_page(request, slug: str):
 
 
 @login_required
+@require_POST
+def dashboard_resolve(request, slug: str):
+    """The lead's answer to the dashboard's "why no task": let the same annotators answer tasks
+    nobody else can take, or spend the rest of the budget on grades."""
+    from active_selection.selectors import ANSWER_AGAIN, GRADE_REST
+    from active_selection.services import plan_rest_pages
+
+    from .assignment import let_annotators_answer_again
+
+    project = _project(request, slug, LEAD_ONLY)
+    action = request.POST.get("action", "")
+    if action == ANSWER_AGAIN:
+        reopened = let_annotators_answer_again(project=project)
+        messages.success(
+            request,
+            f"{reopened} task{'s' if reopened != 1 else ''} may now go to any annotator, also one "
+            "who was excluded from it or skipped it.",
+        )
+    elif action == GRADE_REST:
+        planned = plan_rest_pages(project=project)
+        if planned:
+            messages.success(
+                request, f"{planned} page{'s' if planned != 1 else ''} of ungraded items planned."
+            )
+        else:
+            messages.error(
+                request, "No page was planned: the budget left pays for no page of ungraded items."
+            )
+    else:
+        messages.error(request, "Unknown action: choose one of the buttons on the dashboard.")
+    return redirect("lead-dashboard", slug=project.slug)
+
+
+@login_required
 @require_http_methods(["GET", "POST"])
 def review_page(request, slug: str):
     project = _project(request, slug, LEAD_ONLY)

@@ -110,15 +110,16 @@ def test_the_budget_policy_decides_what_pages_leave_to_the_searches(
     project, make_user, policy, pages_first
 ):
     truth = make_world(project, queries=4)
-    # A page is 6 grades (0.60); a query's searches are expected to cost 6 comparisons (0.30):
-    # per_query keeps a third of the budget back, so 2.40 buys two pages first, not four.
+    # A page is 6 grades (0.60); a query's two searches (text into image's tail, image into
+    # text's) are expected to cost 12 comparisons (0.60): per_query keeps half of the budget
+    # back, so 2.40 buys two pages first, not four.
     project.page_size, project.budget, project.budget_policy = 6, Decimal("2.40"), policy
     project.save()
     assert services.create_page_tasks(project=project) == pages_first
     if policy == "per_query":
-        assert services.page_allowance(project=project) == Decimal("0.40")
+        assert services.page_allowance(project=project) == Decimal("0.00")
         _answer_everything(project, make_user("ann1"), truth)
-        assert AnchorSearch.objects.filter(status=AnchorSearch.Status.DONE).count() == 2
+        assert AnchorSearch.objects.filter(status=AnchorSearch.Status.DONE).count() == 4
         assert services.page_allowance(project=project) is None, "settled: the rest buys pages"
         left = budget_status(project=project)["left"]
         assert services.create_page_tasks(project=project) == int(left // Decimal("0.60")) >= 1
@@ -139,7 +140,7 @@ def test_the_dashboard_says_what_the_per_query_policy_keeps_for_the_searches(
     project.budget_policy = "per_query"
     project.save()
     html = client.get(url).content.decode()
-    assert "pages leave about 0.80 USD (33%) of the budget to the anchor searches" in html
+    assert "pages leave about 1.20 USD (50%) of the budget to the anchor searches" in html
 
 
 @pytest.mark.parametrize("strategy,expected_items", [("full", 16), ("top_p", 6), ("random", 16)])
@@ -160,8 +161,10 @@ def test_graded_page_leads_to_searches_that_end_in_true_pairs(world):
     judgment = judge(page_task, ann1, truth=truth)
     services.handle_judgment(judgment_id=judgment.pk)
     services.handle_judgment(judgment_id=judgment.pk)  # delivered twice
-    assert AnchorSearch.objects.count() == 1
-    assert Task.objects.filter(kind=TaskKind.COMPARE).count() == 1
+    # text (the reference) into image's tail, and image into text's own tail
+    searched = set(AnchorSearch.objects.values_list("reference_modality", "other_modality"))
+    assert searched == {("text", "image"), ("image", "text")}
+    assert Task.objects.filter(kind=TaskKind.COMPARE).count() == 2, "one probe per search"
 
     asked = 0
     while task := Task.objects.filter(kind=TaskKind.COMPARE, status=TaskStatus.OPEN).first():
@@ -170,17 +173,19 @@ def test_graded_page_leads_to_searches_that_end_in_true_pairs(world):
         services.handle_judgment(judgment_id=compare.pk)  # a second delivery changes nothing
         asked += 1
         assert asked < 30
-    search = AnchorSearch.objects.get()
-    assert search.status == AnchorSearch.Status.DONE
-    assert search.probes_answered == asked == ProbeTask.objects.count()
-    # Anchors are the lowest-ranked text item of each grade; the searched tail is image ranks 4..10.
+    searches = list(AnchorSearch.objects.all())
+    assert all(search.status == AnchorSearch.Status.DONE for search in searches)
+    assert sum(s.probes_answered for s in searches) == asked == ProbeTask.objects.count()
+    # Anchors are the lowest-ranked item of each grade; the searched tails are image ranks 4..10
+    # (from the text anchors) and text ranks 4..6 (from the image anchors).
     implied = list(PreferencePair.objects.filter(source__in=[PairSource.IMPLIED, PairSource.HUMAN]))
     assert implied, "a finished search yields pairs"
     for pair in implied:
         assert truth[pair.better_id] > truth[pair.worse_id], pair
     for grade in ImpliedGrade.objects.all():
         assert grade.low <= truth[grade.item_id] <= grade.high
-    assert PreferencePair.objects.filter(source=PairSource.UPSTREAM).count() == len(TRUE_IMAGE) - 1
+    upstream = PreferencePair.objects.filter(source=PairSource.UPSTREAM).count()
+    assert upstream == len(TRUE_IMAGE) - 1 + len(TRUE_TEXT) - 1
     # Far fewer comparisons than pairs: the point of the search.
     assert asked < len(implied)
 
@@ -191,11 +196,11 @@ def test_sweep_recovers_follow_up_work_whose_message_was_lost(world):
     project, truth, ann1, ann2 = world
     services.create_page_tasks(project=project)
     judge(Task.objects.get(kind=TaskKind.GRADE_PAGE), ann1, truth=truth)  # no follow-up ran
-    assert sweep_project(project=project)["searches_started"] == 1
-    probe_task = Task.objects.get(kind=TaskKind.COMPARE)
+    assert sweep_project(project=project)["searches_started"] == 2
+    probe_task = Task.objects.filter(kind=TaskKind.COMPARE).first()
     judge(probe_task, ann2, truth=truth)  # its follow-up is lost too
     assert sweep_project(project=project)["recorded"] == 1
-    assert Task.objects.filter(kind=TaskKind.COMPARE).count() == 2, "the next probe was created"
+    assert Task.objects.filter(kind=TaskKind.COMPARE).count() == 3, "the next probe was created"
     assert sweep_project(project=project) == {
         "recorded": 0,
         "searches_started": 0,
@@ -289,13 +294,14 @@ def test_probes_of_searches_likely_to_find_relevant_items_are_asked_first(projec
     services.create_page_tasks(project=project)
     for page_task in Task.objects.filter(kind=TaskKind.GRADE_PAGE):
         services.handle_judgment(judgment_id=judge(page_task, ann1, truth=truth).pk)
-    searches = {s.query_id: s for s in AnchorSearch.objects.all()}
+    searches = {s.query_id: s for s in AnchorSearch.objects.filter(other_modality="image")}
     assert searches[poor.pk].informativeness == 0
     rich = [s for q, s in searches.items() if q != poor.pk]
     assert rich and all(s.informativeness == 3 for s in rich)  # image ranks 1-3: grades 4, 3, 3
     first = Task.objects.filter(kind=TaskKind.COMPARE).order_by("-priority", "id").first()
     assert first.anchor.query_id != poor.pk, "the rich search's probe goes first"
-    assert Task.objects.get(anchor__query=poor, kind=TaskKind.COMPARE).priority < first.priority
+    poor_probe = Task.objects.get(anchor__query=poor, other__modality="image", kind="compare")
+    assert poor_probe.priority < first.priority
 
 
 def test_search_priority_stays_between_searches_and_re_asks():

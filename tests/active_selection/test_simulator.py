@@ -81,8 +81,9 @@ def test_the_per_query_policy_buys_searches_below_the_cost_of_every_top_band(run
 
 def test_search_share_keeps_what_one_query_s_searches_cost():
     spec = simulator.WorldSpec(modalities=3, items_per_modality=10, top_band=3, compare_cost=0.5)
-    # one page of 9 grades; 2 searches x 2 anchors x 3 probes x 0.5 = 6
-    assert simulator.search_share(spec, simulator.PER_QUERY) == pytest.approx(6 / 15)
+    # one page of 9 grades; 3 searches (the reference into each other modality, and one into
+    # the reference's own tail) x 2 anchors x 3 probes x 0.5 = 9
+    assert simulator.search_share(spec, simulator.PER_QUERY) == pytest.approx(9 / 18)
     # The product's policy: pages for the whole budget first, searches with what is left.
     assert simulator.search_share(spec) == simulator.search_share(spec, "breadth_first") == 0.0
     with pytest.raises(ValueError, match="unknown policy"):

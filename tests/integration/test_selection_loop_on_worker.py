@@ -68,7 +68,8 @@ def test_graded_pages_lead_to_searches_pairs_and_a_new_version_on_the_worker(
                 and not AnchorSearch.objects.filter(status=AnchorSearch.Status.OPEN).exists()
             ):
                 break
-    assert AnchorSearch.objects.count() == 7
+    # Per query: text into image's tail and image into text's (7 queries).
+    assert AnchorSearch.objects.count() == 14
     assert not AnchorSearch.objects.filter(status=AnchorSearch.Status.OPEN).exists()
     human = PreferencePair.objects.filter(source=PairSource.HUMAN)
     assert human.exists() and all(truth[p.better_id] > truth[p.worse_id] for p in human)

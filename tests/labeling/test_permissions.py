@@ -36,6 +36,7 @@ HTML_WRITES = [
     ("lead-members", {"action": "add", "username": "spare", "role": "annotator"}),
     ("lead-import", {}),
     ("lead-review", {"item": "1", "grade": "1"}),
+    ("lead-dashboard-resolve", {"action": "answer_again"}),
 ]
 API = [
     ("api-members", [], "get", None, {"lead": 200, "annotator": 403, "scientist": 403}),

@@ -50,7 +50,7 @@ def test_killing_workers_while_searches_advance_loses_and_duplicates_nothing(
             break
         time.sleep(0.3)
     assert kills >= 3
-    assert AnchorSearch.objects.filter(project=project).count() == 8
+    assert AnchorSearch.objects.filter(project=project).count() == 16
     assert not AnchorSearch.objects.filter(
         project=project, status=AnchorSearch.Status.OPEN
     ).exists()

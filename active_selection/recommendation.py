@@ -399,3 +399,51 @@ def report_status(*, project: Project) -> dict[str, Any]:
         "runs_done": report.runs_done,
         "runs_total": report.runs_total,
     }
+
+
+# --- savings --------------------------------------------------------------------------------
+
+
+def full_fraction_to_reach(*, results: dict, quality: float) -> dict[str, Any] | None:
+    """What share of grading every training item full annotation needed, in a simulation, to
+    reach `quality` (NDCG@10), seed by seed: on each seed's curve of `full` (single-modal on),
+    the cost fraction where it first reaches the quality, interpolated linearly between the two
+    budgets around it. None when the results hold no curve of full annotation.
+
+    {"seeds", "reached" (seeds whose curve reaches it), "mean", "low", "high" (over the seeds
+    that reach it), "best" (full's highest NDCG@10 in any seed)}.
+    """
+    curves: dict[int, list[tuple[float, float]]] = {}
+    for row in results.get("results") or []:
+        if row.get("strategy") != "full" or not row.get("single_modal", True):
+            continue
+        # Files without per-seed scores hold one curve: their means.
+        runs = row.get("per_seed") or [{"seed": 0, "ndcg10": row.get("ndcg10_mean")}]
+        for run in runs:
+            if run.get("ndcg10") is not None:
+                curves.setdefault(run["seed"], []).append((row["cost_fraction"], run["ndcg10"]))
+    if not curves:
+        return None
+    fractions = []
+    for points in curves.values():
+        points.sort()
+        previous = (0.0, None)
+        for fraction, ndcg in points:
+            if ndcg >= quality:
+                before, before_ndcg = previous
+                if before_ndcg is None or ndcg == before_ndcg:
+                    fractions.append(fraction)
+                else:
+                    share = (quality - before_ndcg) / (ndcg - before_ndcg)
+                    fractions.append(before + max(0.0, share) * (fraction - before))
+                break
+            previous = (fraction, ndcg)
+    best = max(ndcg for points in curves.values() for _, ndcg in points)
+    return {
+        "seeds": len(curves),
+        "reached": len(fractions),
+        "mean": sum(fractions) / len(fractions) if fractions else None,
+        "low": min(fractions, default=None),
+        "high": max(fractions, default=None),
+        "best": best,
+    }

@@ -102,18 +102,71 @@ def spend_by_kind(*, project: Project) -> dict[str, dict[str, Any]]:
 
 
 def savings(*, project: Project, spent: Decimal) -> dict[str, Any]:
-    """What grading every train item once would cost, against what was spent."""
+    """Like with like: the gold-set quality the project has now, and what full annotation is
+    estimated (by the project's latest simulation) to need to reach it, against what was spent.
+
+    `state` says what can be said: "no_items", "no_quality" (no version measured on gold: nothing
+    to compare yet, whatever was spent), "no_simulation", "not_reached" (full annotation did not
+    reach this quality in the simulation) or "estimated" (with the interval over its seeds).
+    """
+    from active_selection.models import SimulationReport
+    from active_selection.recommendation import full_fraction_to_reach, latest_report
+    from ranking.services import active_version
+
     train_items = Item.objects.filter(project=project, query__split=Split.TRAIN).count()
     full_cost = project.grade_cost * train_items
-    saved = full_cost - spent
-    percent = float(saved / full_cost * 100) if full_cost else None
-    return {
+    result: dict[str, Any] = {
         "train_items": train_items,
         "full_cost": full_cost,
         "spent": spent,
-        "saved": saved,
-        "percent": percent,
+        "spent_percent": float(spent / full_cost * 100) if full_cost else None,
+        "quality": None,
+        "version": None,
+        "report": None,
+        "estimate": None,
     }
+    if not train_items:
+        return {**result, "state": "no_items"}
+    version = active_version(project=project)
+    measured_on_gold = (
+        version is not None and (version.metrics or {}).get("measured_on", "gold") == "gold"
+    )
+    if not measured_on_gold or version.gold_ndcg10 is None:
+        return {**result, "state": "no_quality"}
+    result.update(quality=version.gold_ndcg10, version=version.number)
+    report = latest_report(project=project, status=SimulationReport.Status.DONE)
+    reach = (
+        full_fraction_to_reach(results=report.results or {}, quality=version.gold_ndcg10)
+        if report
+        else None
+    )
+    if reach is None:
+        return {**result, "state": "no_simulation"}
+    result["report"] = {
+        "id": report.pk,
+        "created_at": report.created_at,
+        "seeds": reach["seeds"],
+        "best": reach["best"],
+    }
+    if not reach["reached"]:
+        return {**result, "state": "not_reached"}
+
+    def cost(fraction: float) -> Decimal:
+        return _money(full_cost * Decimal(str(fraction)))
+
+    estimate = {
+        "reached": reach["reached"],
+        "fraction": reach["mean"],
+        "low": reach["low"],
+        "high": reach["high"],
+        "cost": cost(reach["mean"]),
+        "cost_low": cost(reach["low"]),
+        "cost_high": cost(reach["high"]),
+    }
+    estimate["saved"] = estimate["cost"] - spent
+    estimate["saved_low"] = estimate["cost_low"] - spent
+    estimate["saved_high"] = estimate["cost_high"] - spent
+    return {**result, "state": "estimated", "estimate": estimate}
 
 
 def quality_by_cost(*, project: Project) -> dict[str, Any]:

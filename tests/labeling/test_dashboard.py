@@ -8,6 +8,7 @@ from xml.etree import ElementTree
 import pytest
 from django.urls import reverse
 
+from active_selection.models import SimulationReport
 from labeling import charts, dashboard
 from labeling.models import Adjudication
 from labeling.selectors import human_grades
@@ -67,18 +68,83 @@ def test_dashboard_numbers_on_a_small_project(project, small):
     assert summary["spend_by_kind"]["compare"]["cost"] == Decimal("0.20")
     assert summary["spend_by_kind"]["compare"]["judgments"] == 4
     savings = summary["savings"]
-    # 8 train items × 0.10 = 0.80 to grade everything once, against 1.40 spent: a loss of 75 %.
-    assert savings["train_items"] == 8
-    assert savings["full_cost"] == Decimal("0.80")
-    assert savings["saved"] == Decimal("-0.60")
-    assert savings["percent"] == pytest.approx(-75.0)
+    # No version measured on gold: nothing to compare the 1.40 spent with, and no saving claimed.
+    assert savings["state"] == "no_quality" and savings["estimate"] is None
+    assert savings["train_items"] == 8 and savings["full_cost"] == Decimal("0.80")
 
 
-def test_savings_percent_when_less_than_everything_was_graded(project, small):
-    project.grade_cost = Decimal("1.00")  # full cost 8.00 against 1.40 spent
+def _version(project, ndcg: float):
+    return RerankerVersion.objects.create(
+        project=project, number=1, status="active", cost_spent=Decimal("1.4"), gold_ndcg10=ndcg,
+        metrics={"measured_on": "gold"},
+    )  # fmt: skip
+
+
+def _report(project, per_seed: dict[int, list[float]]):
+    """A done simulation whose full annotation scored per_seed[seed] at budgets 0.1/0.5/1.0."""
+    budgets = (0.1, 0.5, 1.0)
+    rows = [
+        {
+            "strategy": "full",
+            "budget": b,
+            "single_modal": True,
+            "cost_fraction": b,
+            "ndcg10_mean": sum(v[i] for v in per_seed.values()) / len(per_seed),
+            "per_seed": [{"seed": seed, "ndcg10": v[i]} for seed, v in per_seed.items()],
+        }  # fmt: skip
+        for i, b in enumerate(budgets)
+    ]
+    return SimulationReport.objects.create(
+        project=project, status="done", results={"results": rows}, runs_done=1, runs_total=1
+    )
+
+
+def test_savings_compare_the_quality_now_with_full_annotations_estimated_cost(
+    client, project, make_user, small
+):
+    project.grade_cost = Decimal("1.00")  # grading the 8 train items: 8.00; spent 1.40
+    project.save()
+    _version(project, 0.70)
     result = dashboard.savings(project=project, spent=Decimal("1.40"))
-    assert result["saved"] == Decimal("6.60")
-    assert result["percent"] == pytest.approx(82.5)
+    assert result["state"] == "no_simulation" and result["quality"] == 0.70
+
+    # Seed 0 reaches 0.70 halfway from 0.1 (0.60) to 0.5 (0.80): at 0.3; seed 1 at 0.5 exactly.
+    _report(project, {0: [0.60, 0.80, 0.90], 1: [0.50, 0.70, 0.90]})
+    result = dashboard.savings(project=project, spent=Decimal("1.40"))
+    estimate = result["estimate"]
+    assert result["state"] == "estimated" and result["report"]["seeds"] == 2
+    assert estimate["low"] == pytest.approx(0.3) and estimate["high"] == pytest.approx(0.5)
+    assert estimate["fraction"] == pytest.approx(0.4)
+    assert (estimate["cost_low"], estimate["cost"], estimate["cost_high"]) == (
+        Decimal("2.40"), Decimal("3.20"), Decimal("4.00"),
+    )  # fmt: skip
+    assert (estimate["saved_low"], estimate["saved"], estimate["saved_high"]) == (
+        Decimal("1.00"), Decimal("1.80"), Decimal("2.60"),
+    )  # fmt: skip
+    client.force_login(make_user("boss", role="lead", project=project))
+    html = client.get(reverse("lead-dashboard", args=[project.slug])).content.decode()
+    assert "Estimate, not a measurement" in html and "at 40% of its cost (30–50% over" in html
+    assert "Estimated saving: 1.80 USD (from 1.00 to 2.60" in html
+
+
+def test_savings_claim_nothing_when_full_annotation_never_reached_the_quality(project, small):
+    _version(project, 0.95)
+    _report(project, {0: [0.60, 0.80, 0.90]})
+    result = dashboard.savings(project=project, spent=Decimal("1.40"))
+    assert result["state"] == "not_reached" and result["estimate"] is None
+    assert result["report"]["best"] == 0.90
+
+
+def test_savings_before_any_judgment_say_there_is_nothing_to_compare(client, project, make_user):
+    from labeling.models import Item, Query
+
+    query = Query.objects.create(project=project, external_id="q", text="q")
+    Item.objects.create(project=project, query=query, external_id="i", modality="text", title="t")
+    client.force_login(make_user("boss", role="lead", project=project))
+    html = client.get(reverse("lead-dashboard", args=[project.slug])).content.decode()
+    assert "Nothing to compare yet" in html
+    assert "100" not in html.split('id="savings"')[1].split("</section>")[0]
+    assert "saved" not in html.split('id="savings"')[1].split("</section>")[0]
 
 
 def test_agreement_on_repeated_tasks_only(project, small):

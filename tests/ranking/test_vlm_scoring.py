@@ -194,3 +194,27 @@ def test_a_version_reads_the_scorers_features_distils_it_and_reports_the_baselin
     assert WholePageReranker.read_config(version.weights_path).extra_dim == 5 + 2
     scores = list(services.rerank_scores(project=project, version=version))
     assert len(scores) == 12 * 6 and all(np.isfinite(s) for _, _, s in scores)
+
+
+def test_the_dashboard_quality_chart_draws_vlm_zero_shot_beside_the_zscore_merge(project):
+    from ranking.models import RerankerVersion
+
+    RerankerVersion.objects.create(
+        project=project, number=1, status=RerankerVersion.Status.ACTIVE, gold_ndcg10=0.61,
+        metrics={"baselines": {"zscore_merge": 0.42, "vlm_zero_shot": 0.55}},
+    )  # fmt: skip
+    chart = dashboard.dashboard_charts(dashboard.dashboard_summary(project=project))["quality"]
+    assert "vlm_zero_shot" in chart and "zscore_merge" in chart
+
+
+def test_score_vlm_command_scores_now_and_says_why_it_cannot(unscored_project, settings):
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    out = io.StringIO()
+    call_command("score_vlm", unscored_project.slug, stdout=out)
+    assert "12 of 12 items scored (pointwise" in out.getvalue()
+    settings.PAGEWISE_VLM_PATH = ""
+    with pytest.raises(CommandError, match="PAGEWISE_VLM_PATH"):
+        call_command("score_vlm", unscored_project.slug)

@@ -263,9 +263,12 @@ class VlmScorer:
         if any(images):
             kwargs["images"] = [[im.convert("RGB") for im in row] for row in images]
         inputs = self.processor(**kwargs)
-        inputs = {key: value.to(self.device) for key, value in inputs.items()}
+        inputs = {
+            key: value.to(self.device) if isinstance(value, torch.Tensor) else value
+            for key, value in inputs.items()
+        }
         for key, value in inputs.items():
-            if value.is_floating_point():
+            if isinstance(value, torch.Tensor) and value.is_floating_point():
                 inputs[key] = value.to(self.dtype)
         if self._pass_positions:
             # Positions count real tokens only, so a prompt's logits do not depend on how much

@@ -5,6 +5,8 @@ Only members with the role annotator (or lead) may judge; nobody sees other anno
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.urls import reverse
 from django.utils.text import Truncator
 from drf_spectacular.utils import OpenApiExample, extend_schema
@@ -17,6 +19,7 @@ from .errors import Conflict, PagewiseError
 from .models import Item, Project, Role, Task, TaskKind
 
 SNIPPET_CHARS = 320
+FULL_TEXT_CHARS = 20_000
 EMPTY_MESSAGE = (
     "No tasks right now — the search creates new comparisons as judgments come in; check back soon."
 )
@@ -31,6 +34,12 @@ class TaskItemSerializer(serializers.Serializer):
     modality = serializers.CharField()
     title = serializers.CharField(allow_blank=True)
     snippet = serializers.CharField(allow_blank=True, help_text="The start of the item's text.")
+    text = serializers.CharField(
+        allow_blank=True, help_text="The item's whole text (cut at 20,000 characters)."
+    )
+    source_url = serializers.URLField(
+        allow_null=True, help_text="The item's http(s) source URL from its metadata, if any."
+    )
     image_url = serializers.URLField(allow_null=True)
 
 
@@ -180,8 +189,34 @@ def item_payload(request, item: Item, position: int | None) -> dict:
         "modality": item.modality,
         "title": item.title,
         "snippet": Truncator(item.text).chars(SNIPPET_CHARS),
+        # The whole text (up to FULL_TEXT_CHARS) for "show all" in place.
+        "text": Truncator(item.text).chars(FULL_TEXT_CHARS),
+        "source_url": source_url(item.metadata),
         "image_url": request.build_absolute_uri(item.image.url) if item.has_image else None,
     }
+
+
+SOURCE_URL_KEYS = ("url", "source_url", "link")
+SAFE_LINK_SCHEMES = ("http", "https")
+
+
+def source_url(metadata) -> str | None:
+    """The item's source URL from its metadata ("url", "source_url" or "link"), when it is an
+    absolute http(s) URL; anything else (javascript:, data:, relative, too long) is not linked."""
+    if not isinstance(metadata, dict):
+        return None
+    for key in SOURCE_URL_KEYS:
+        value = metadata.get(key)
+        if not isinstance(value, str) or len(value) > 2000:
+            continue
+        value = value.strip()
+        try:
+            parts = urlsplit(value)
+        except ValueError:
+            continue
+        if parts.scheme.lower() in SAFE_LINK_SCHEMES and parts.netloc and value.isprintable():
+            return value
+    return None
 
 
 def is_lead_of(*, user, project: Project) -> bool:

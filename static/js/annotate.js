@@ -138,8 +138,32 @@
           el("span", { class: `badge modality m-${item.modality}`, text: item.modality }),
           el("h3", { text: item.title || "(untitled)" }),
         ),
-        item.snippet ? el("p", { class: "snippet", text: item.snippet }) : null,
+        ...readingParts(item),
       ),
+    ];
+  }
+
+  // --- reading the item (issue 17 point 3): whole text in place, source link, image zoom ------
+
+  function readingParts(item) {
+    const text = item.text || item.snippet;
+    if (!text && !item.source_url) return [];
+    const isLong = Boolean(item.text) && item.text.length > (item.snippet || "").length;
+    const safeUrl = /^https?:\/\//i.test(item.source_url || "") ? item.source_url : null;
+    return [
+      text ? el("p", { class: "snippet", text }) : null,
+      isLong || safeUrl
+        ? el(
+            "div",
+            { class: "reading" },
+            isLong
+              ? el("button", { type: "button", class: "link expand", "aria-expanded": "false", text: "Show all (e)" })
+              : null,
+            safeUrl
+              ? el("a", { class: "source", href: safeUrl, target: "_blank", rel: "noopener noreferrer nofollow", text: "Source ↗" })
+              : null,
+          )
+        : null,
     ];
   }
 

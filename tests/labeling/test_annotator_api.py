@@ -82,6 +82,8 @@ def test_next_returns_the_page_with_its_query_items_in_page_order(project, annot
         "modality",
         "title",
         "snippet",
+        "text",
+        "source_url",
         "image_url",
     }
     assert payload["sides"] is None

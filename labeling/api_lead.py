@@ -341,7 +341,11 @@ class DashboardApi(ProjectScoped, APIView):
     """Budget, spend by label type, savings, quality against cost, search progress, throughput
     and agreement (ordinal Krippendorff's alpha on grades; percent agreement on comparisons)."""
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT}, summary="Dashboard summary (lead)")
+    read_roles = (Role.LEAD, Role.SCIENTIST)
+
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT}, summary="Dashboard summary (lead, scientist)"
+    )
     def get(self, request, slug: str):
         return Response(_plain(dashboard.dashboard_summary(project=self.project)))
 

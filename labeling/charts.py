@@ -90,6 +90,62 @@ def bar_chart(bars: Sequence[tuple[str, float]], *, title: str, unit: str = "") 
     return "".join(parts)
 
 
+def fit_range(
+    values: Sequence[float], *, low: float | None = None, high: float | None = None
+) -> tuple[float, float]:
+    """A y range that fits the values with a margin, on round ticks (the axis shows 5), within
+    [low, high] when given: values between 0.96 and 0.99 get 0.95–1.00, not 0–1."""
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return (low if low is not None else 0.0, high if high is not None else 1.0)
+    lo, hi = min(values), max(values)
+    span = hi - lo
+    pad = max(span * 0.15, abs(hi) * 0.02, 0.01)
+    lo, hi = lo - pad, hi + pad
+    step = _nice_step((hi - lo) / 4)
+    start = math.floor(lo / step) * step
+    while start + 4 * step < hi - 1e-12:  # four round steps must reach the top value
+        step = _nice_step(step * 1.0001)
+        start = math.floor(lo / step) * step
+    lo, hi = start, start + 4 * step
+    if high is not None and hi > high:  # shift, not squeeze, so the ticks stay round
+        lo, hi = high - 4 * step, high
+    if low is not None and lo < low:
+        lo, hi = low, hi if high is None else min(max(hi, low + 4 * step), high)
+    return (round(lo, 10), round(hi, 10))
+
+
+def _nice_step(raw: float) -> float:
+    if raw <= 0:
+        return 1.0
+    magnitude = 10 ** math.floor(math.log10(raw))
+    for step in (1, 2, 2.5, 5, 10):
+        if raw <= step * magnitude:
+            return step * magnitude
+    return 10 * magnitude
+
+
+LABEL_GAP = 15  # px between the baselines of two stacked labels (11px text and its line box)
+
+
+def spread_labels(ys: Sequence[float], *, top: float, bottom: float) -> list[float]:
+    """Label positions near the wanted ys (in order given) that are LABEL_GAP apart at least,
+    inside [top, bottom] when there is room: crowded labels are pushed apart, not drawn on top
+    of each other."""
+    order = sorted(range(len(ys)), key=lambda i: ys[i])
+    placed = [ys[i] for i in order]
+    for k in range(1, len(placed)):  # push down
+        placed[k] = max(placed[k], placed[k - 1] + LABEL_GAP)
+    if placed and placed[-1] > bottom:  # then pull the stack up from the bottom
+        placed[-1] = bottom
+        for k in range(len(placed) - 2, -1, -1):
+            placed[k] = min(placed[k], placed[k + 1] - LABEL_GAP)
+    result = [0.0] * len(ys)
+    for k, i in enumerate(order):
+        result[i] = placed[k]
+    return result
+
+
 def _nice_max(value: float) -> float:
     if value <= 0:
         return 1.0
@@ -177,6 +233,10 @@ def line_chart(
 
     parts = [_open(frame.width, frame.height, title, "chart-line")]
     parts.append(frame.axes(x_label=x_label, y_label=y_label))
+    label_ys = spread_labels(
+        [sy(value) + 4 for _, value in baselines],
+        top=frame.top + 8, bottom=frame.top + frame.plot_h + 4,
+    )  # fmt: skip
     for i, (name, value) in enumerate(baselines):
         color = PALETTE[(i + 1) % len(PALETTE)]
         y = sy(value)
@@ -184,8 +244,8 @@ def line_chart(
             f'<line class="baseline" x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" '
             f'stroke="{color}" stroke-dasharray="6 4"><title>{escape(name)}: '
             f"{escape(_fmt(value))}</title></line>"
-            f'<text x="{left + plot_w + 6}" y="{y + 4:.1f}" fill="{color}">'
-            f"{escape(name)} {escape(_fmt(value))}</text>"
+            f'<text class="baseline-label" x="{left + plot_w + 6}" y="{label_ys[i]:.1f}" '
+            f'font-size="11" fill="{color}">{escape(name)} {escape(_fmt(value))}</text>'
         )
     ordered = sorted(points)
     if len(ordered) > 1:

@@ -194,9 +194,19 @@ def quality_by_cost(*, project: Project) -> dict[str, Any]:
             for name, value in raw.items()
             if isinstance(value, int | float) and not isinstance(value, bool)
         }
+    below = []
+    if active is not None and active.gold_ndcg10 is not None:
+        below = [
+            {"name": name, "value": value}
+            for name, value in sorted(baselines.items(), key=lambda kv: -kv[1])
+            if value > active.gold_ndcg10
+        ]
     return {
         "versions": versions,
         "active_number": active.number if active else None,
+        "active_ndcg10": active.gold_ndcg10 if active else None,
+        # Label-free baselines the active version does not beat: the dashboard says so.
+        "baselines_above_active": below,
         "measured_on": (active.metrics or {}).get("measured_on", "gold") if active else None,
         "baselines": baselines,
     }
@@ -409,7 +419,9 @@ def dashboard_charts(summary: dict[str, Any]) -> dict[str, str]:
             title="NDCG@10 on the gold set against cost spent",
             x_label=f"Cost spent ({currency})",
             y_label="NDCG@10 (exp. gain)",
-            y_range=(0.0, 1.0),
+            y_range=charts.fit_range(
+                [y for _, y, _ in points] + list(quality["baselines"].values()), low=0.0, high=1.0
+            ),
         )
     return result
 

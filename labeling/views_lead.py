@@ -272,7 +272,7 @@ def import_page(request, slug: str):
 def dashboard_page(request, slug: str):
     from active_selection.services import project_search_share
 
-    project = _project(request, slug, LEAD_ONLY)
+    project = _project(request, slug, READERS)  # scientists read it too; nothing on it writes
     summary = dashboard.dashboard_summary(project=project)
     budget = summary["budget"]
     percent_spent = float(budget["spent"] / budget["budget"] * 100) if budget["budget"] else None

@@ -199,3 +199,67 @@ def test_a_scientist_browses_queries_and_reads_the_judgments_behind_an_items_lab
     assert page.locator("tr.item-row").count() == 1
     assert errors == []
     context.close()
+
+
+def test_a_lead_raises_the_overlap_and_the_dashboard_explains_its_numbers(
+    live_server, chromium, project, make_user
+):
+    from decimal import Decimal
+
+    from labeling.models import Task
+    from ranking.models import RerankerVersion
+    from tests.labeling.lead_factories import small_project
+    from tests.labeling.task_factories import make_page_task
+
+    small_project(project, make_user)
+    from labeling.models import Query
+
+    open_pages = [
+        make_page_task(
+            project, query=Query.objects.create(project=project, external_id=f"o{i}", text="shoes")
+        )
+        for i in range(3)
+    ]
+    RerankerVersion.objects.create(
+        project=project, number=1, status="retired", cost_spent=Decimal("0.6"), gold_ndcg10=0.962,
+    )  # fmt: skip
+    RerankerVersion.objects.create(
+        project=project, number=2, status="active", cost_spent=Decimal("1.4"), gold_ndcg10=0.971,
+        metrics={"measured_on": "gold", "baselines": {
+            "round_robin": 0.975, "zscore_merge": 0.974, "vlm_zero_shot": 0.973}},
+    )  # fmt: skip
+    make_user("boss", role="lead", project=project, password="pagewise-boss-1")
+    make_user("sci", role="scientist", project=project, password="pagewise-sci-1")
+
+    context, page, errors = log_in(chromium, live_server, "boss", "pagewise-boss-1")
+    page.goto(f"{live_server.url}/projects/{project.slug}/settings/")
+    page.fill("#judgments_per_task", "2")
+    page.check("#overlap_comparisons")
+    page.click("#settings-form button[type=submit]")
+    page.wait_for_selector("text=open page tasks now need 2 judgments each")
+    assert "open comparisons too" in page.text_content(".messages")
+    page.screenshot(path=SCREENSHOTS / "lead-settings-overlap.png")
+    assert all(Task.objects.get(pk=t.pk).judgments_required == 2 for t in open_pages)
+
+    page.goto(f"{live_server.url}/projects/{project.slug}/dashboard/")
+    assert "round_robin" in page.text_content("#below-baseline")
+    assert "α runs from −1 to 1" in page.text_content("#agreement-scale")
+    assert "Too few to trust yet" in page.text_content("#agreement-warning")
+    ticks = page.locator("#quality svg text[text-anchor=end]").all_text_contents()
+    assert ticks[0] != "0" and float(ticks[0]) >= 0.9, ticks
+    boxes = [
+        page.locator("#quality svg text.baseline-label").nth(i).bounding_box() for i in range(3)
+    ]
+    for a, b in zip(boxes, boxes[1:], strict=False):
+        assert a["y"] + a["height"] <= b["y"] + 0.5 or b["y"] + b["height"] <= a["y"] + 0.5
+    page.locator("#quality").screenshot(path=SCREENSHOTS / "dashboard-quality-fitted-axis.png")
+    page.screenshot(path=SCREENSHOTS / "lead-dashboard-clarity.png", full_page=True)
+    assert errors == []
+    context.close()
+
+    context, page, errors = log_in(chromium, live_server, "sci", "pagewise-sci-1")
+    page.click(f"a[href='/projects/{project.slug}/dashboard/']")
+    page.wait_for_selector("#quality svg")
+    page.screenshot(path=SCREENSHOTS / "scientist-dashboard.png", full_page=True)
+    assert errors == []
+    context.close()

@@ -23,7 +23,7 @@ HTML_READS = [
     ("lead-simulation-status", [], {"lead": 200, "annotator": 403, "scientist": 403}),
     ("lead-members", [], {"lead": 200, "annotator": 403, "scientist": 403}),
     ("lead-import", [], {"lead": 200, "annotator": 403, "scientist": 403}),
-    ("lead-dashboard", [], {"lead": 200, "annotator": 403, "scientist": 403}),
+    ("lead-dashboard", [], {"lead": 200, "annotator": 403, "scientist": 200}),
     ("lead-review", [], {"lead": 200, "annotator": 403, "scientist": 403}),
     ("exports", [], {"lead": 200, "annotator": 403, "scientist": 200}),
     ("export-download", ["qrels"], {"lead": 200, "annotator": 403, "scientist": 200}),
@@ -50,7 +50,7 @@ API = [
     ("api-export", ["pairs"], "get", None, {"lead": 200, "annotator": 403, "scientist": 200}),
     ("api-export", ["qrels"], "post", {}, {"lead": 405, "annotator": 403, "scientist": 403}),
     ("api-versions", [], "get", None, {"lead": 200, "annotator": 200, "scientist": 200}),
-    ("api-dashboard", [], "get", None, {"lead": 200, "annotator": 403, "scientist": 403}),
+    ("api-dashboard", [], "get", None, {"lead": 200, "annotator": 403, "scientist": 200}),
 ]  # fmt: skip
 
 

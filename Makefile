@@ -56,6 +56,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 bench: $(STAMP)
+	$(PY) manage.py migrate --noinput
 	$(PY) manage.py bench_import --items 100000 --json var/bench_import.json
 	$(PY) manage.py bench_reranker --json var/bench_reranker.json
 

@@ -138,6 +138,10 @@ STORAGES = {
 
 # Upload and import limits (bytes / pixels). An import larger than this is refused whole.
 PAGEWISE_MAX_IMPORT_BYTES = int(os.environ.get("PAGEWISE_MAX_IMPORT_BYTES", 512 * 1024 * 1024))
+# One line of an import's JSONL (refused with its number beyond this) and the lines of one file
+# (blank ones count): what bounds an import's memory and time whatever the file holds.
+PAGEWISE_MAX_IMPORT_LINE_BYTES = int(os.environ.get("PAGEWISE_MAX_IMPORT_LINE_BYTES", 1024 * 1024))
+PAGEWISE_MAX_IMPORT_LINES = int(os.environ.get("PAGEWISE_MAX_IMPORT_LINES", 5_000_000))
 PAGEWISE_MAX_IMAGE_BYTES = int(os.environ.get("PAGEWISE_MAX_IMAGE_BYTES", 10 * 1024 * 1024))
 PAGEWISE_MAX_IMAGE_PIXELS = int(os.environ.get("PAGEWISE_MAX_IMAGE_PIXELS", 40_000_000))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

@@ -60,6 +60,11 @@ class ImportApi(APIView):
                     "queries_created": serializers.IntegerField(),
                     "items_created": serializers.IntegerField(),
                     "images_stored": serializers.IntegerField(),
+                    "ignored_members": serializers.ListField(
+                        child=serializers.CharField(),
+                        help_text="Zip members no line names (the first 50): not read, not stored.",
+                    ),
+                    "ignored_members_total": serializers.IntegerField(),
                 },
             )
         },

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -260,7 +261,19 @@ def import_page(request, slug: str):
     return render(
         request,
         "labeling/lead/import.html",
-        _context(request, project, "import", result=result, failure=failure, runs=runs),
+        _context(
+            request,
+            project,
+            "import",
+            result=result,
+            failure=failure,
+            runs=runs,
+            limits={
+                "bytes": settings.PAGEWISE_MAX_IMPORT_BYTES,
+                "line_bytes": settings.PAGEWISE_MAX_IMPORT_LINE_BYTES,
+                "lines": settings.PAGEWISE_MAX_IMPORT_LINES,
+            },
+        ),  # fmt: skip
         status=status,
     )
 

@@ -287,7 +287,10 @@ def test_import_api_stores_good_file_for_lead_only(project, make_user, client):
     client.force_login(lead)
     response = client.post(f"/api/projects/{project.slug}/import/", {"file": upload})
     assert response.status_code == 201, response.content
-    assert response.json() == {"queries_created": 1, "items_created": 1, "images_stored": 0}
+    assert response.json() == {
+        "queries_created": 1, "items_created": 1, "images_stored": 0,
+        "ignored_members": [], "ignored_members_total": 0,
+    }  # fmt: skip
 
 
 def test_import_command_prints_each_problem_and_fails(project, tmp_path, capsys):
@@ -318,3 +321,72 @@ def test_an_import_whose_follow_up_cannot_be_queued_is_kept_and_logged(
     assert (result.queries_created, result.items_created) == (1, 1)
     assert Item.objects.filter(project=project).count() == 1
     assert "broker unreachable" in caplog.text
+
+
+def test_a_line_longer_than_the_limit_is_refused_with_its_number_and_later_lines_still_checked(
+    project, settings
+):
+    settings.PAGEWISE_MAX_IMPORT_LINE_BYTES = 100
+    long_line = json.dumps(text_item("d1", text="x" * 5000))
+    error = refused(project, jsonl(Q1, long_line, text_item("d2", modality="video")))
+    assert [(p.line, p.field) for p in error.problems] == [(2, "-"), (3, "modality")]
+    assert "longer than 100 bytes" in error.problems[0].reason
+
+
+def test_a_line_of_exactly_the_limit_is_read(project, settings):
+    line = json.dumps(text_item("d1"))
+    settings.PAGEWISE_MAX_IMPORT_LINE_BYTES = len(line.encode())
+    assert import_project_file(project=project, file=jsonl(Q1, line)).items_created == 1
+
+
+def test_a_file_of_more_lines_than_the_limit_is_refused_at_that_line(project, settings):
+    settings.PAGEWISE_MAX_IMPORT_LINES = 10
+    error = refused(project, io.BytesIO(b"\n" * 1000), "blank.jsonl")
+    assert [(p.line, p.field) for p in error.problems] == [(11, "-")]
+    assert "more than 10 lines" in error.problems[0].reason
+
+
+def test_a_long_line_in_a_zip_is_skipped_in_bounded_pieces(project, settings):
+    from labeling.imports import LINE_TOO_LONG, bounded_lines
+
+    settings.PAGEWISE_MAX_IMPORT_LINE_BYTES = 10
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("data.jsonl", b"short\n" + b" " * (3 << 20) + b"\nend")
+    with zipfile.ZipFile(buffer) as archive:
+        assert list(bounded_lines(archive.open("data.jsonl"))) == [
+            b"short\n",
+            LINE_TOO_LONG,
+            b"end",
+        ]
+
+
+def test_zip_members_no_line_names_are_listed_as_ignored_and_never_stored(
+    project, make_user, client, settings
+):
+    records = [
+        Q1,
+        {"type": "item", "id": "i1", "query": "q1", "modality": "image", "image": "./img/cat.png"},
+    ]
+    bomb = b"\x89PNG\r\n\x1a\n" + b"not really"  # never decoded: nobody names it
+    upload = zipped(
+        records, {"img/cat.png": png(), "img/bomb.png": bomb, "notes/readme.txt": b"hi"}
+    )
+    upload.name = "d.zip"
+    client.force_login(make_user("lead", role="lead", project=project))
+    response = client.post(f"/api/projects/{project.slug}/import/", {"file": upload})
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["ignored_members"] == ["img/bomb.png", "notes/readme.txt"]
+    assert body["ignored_members_total"] == 2
+    stored = [p.name for p in (settings.MEDIA_ROOT / "projects").rglob("*") if p.is_file()]
+    assert len(stored) == 1 and Item.objects.get().image.read() == png()
+
+
+def test_the_import_page_lists_ignored_members(project, make_user, client):
+    upload = zipped([Q1, text_item()], {"extra.png": png()})
+    upload.name = "d.zip"
+    client.force_login(make_user("lead", role="lead", project=project))
+    page = client.post(f"/projects/{project.slug}/import/", {"file": upload}).content.decode()
+    assert "1 file in the zip is named by no line and was ignored" in page
+    assert "<code>extra.png</code>" in page

@@ -1,0 +1,44 @@
+"""loadtest reconciles by client_uuid: a submit stored but whose answer was cut is no mismatch."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from labeling.assignment import claim_next_task, submit_judgment
+from labeling.management.commands.loadtest import Command
+
+from .task_factories import make_page_task, page_item_ids
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("answered", [True, False])
+def test_a_stored_submit_whose_answer_was_cut_is_reconciled(project, make_user, answered):
+    annotator = make_user("ann", role="annotator", project=project)
+    task = make_page_task(project, items=3)
+    claim_next_task(annotator=annotator, project=project)
+    client_uuid = str(uuid.uuid4())
+    submit_judgment(
+        task=task, annotator=annotator, client_uuid=client_uuid,
+        grades={i: 1 for i in page_item_ids(task)},
+    )  # fmt: skip
+    row = (client_uuid, task.pk, 3)
+    results = {
+        "acked": [row] if answered else [], "unanswered": [] if answered else [row],
+        "next_ms": [], "submit_ms": [], "errors": 0 if answered else 1, "abandoned": 0,
+        "retried": 0,
+    }  # fmt: skip
+    figures = Command().verify(project, results, elapsed=1.0)
+    assert (figures["budget_mismatch"], figures["lost_judgments"]) == (0, 0)
+    assert figures["stored_without_answer"] == (0 if answered else 1)
+
+
+@pytest.mark.django_db
+def test_a_cut_submit_that_was_never_stored_is_not_counted(project, make_user):
+    results = {
+        "acked": [], "unanswered": [(str(uuid.uuid4()), 1, 3)], "next_ms": [], "submit_ms": [],
+        "errors": 1, "abandoned": 0, "retried": 0,
+    }  # fmt: skip
+    figures = Command().verify(project, results, elapsed=1.0)
+    assert (figures["budget_mismatch"], figures["stored_without_answer"]) == (0, 0)

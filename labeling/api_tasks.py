@@ -75,7 +75,12 @@ class TaskPayloadSerializer(serializers.Serializer):
 class AnnotatorProgressSerializer(serializers.Serializer):
     judgments_today = serializers.IntegerField()
     judgments_total = serializers.IntegerField()
-    tasks_remaining = serializers.IntegerField()
+    tasks_remaining = serializers.IntegerField(
+        help_text="Counted up to a cap (see is_remaining_capped): a bar needs no exact figure."
+    )
+    is_remaining_capped = serializers.BooleanField(
+        help_text="True when there are at least tasks_remaining tasks left (the count's cap)."
+    )
     percent_done = serializers.IntegerField()
     spend = serializers.DecimalField(max_digits=12, decimal_places=2)
     currency = serializers.CharField()
@@ -256,6 +261,7 @@ def progress_payload(progress: assignment.AnnotatorProgress) -> dict:
         "judgments_today": progress.judgments_today,
         "judgments_total": progress.judgments_total,
         "tasks_remaining": progress.tasks_remaining,
+        "is_remaining_capped": progress.is_remaining_capped,
         "percent_done": progress.percent_done,
         "spend": progress.spend,
         "currency": progress.currency,

@@ -133,6 +133,11 @@ def held_tasks(*, annotator, project: Project, now=None) -> QuerySet[Task]:
     ).order_by("-priority", "id")
 
 
+# Remaining tasks are counted up to this many: a progress bar needs no exact count of a project's
+# million tasks, and a bounded count reads at most this many index entries per request.
+REMAINING_COUNT_CAP = 1000
+
+
 @dataclass(frozen=True)
 class AnnotatorProgress:
     judgments_today: int
@@ -140,15 +145,29 @@ class AnnotatorProgress:
     tasks_remaining: int
     spend: Decimal
     currency: str
+    # True when tasks_remaining is the cap (REMAINING_COUNT_CAP) and there are at least that many.
+    is_remaining_capped: bool = False
 
     @property
     def percent_done(self) -> int:
-        """Share of the work the annotator has seen (judged / judged + remaining), for a bar."""
+        """Share of the work the annotator has seen (judged / judged + remaining), for a bar.
+
+        With a capped count the true share is at most this (there are more tasks left).
+        """
         seen = self.judgments_total + self.tasks_remaining
         return round(100 * self.judgments_total / seen) if seen else 0
 
+    @property
+    def remaining_label(self) -> str:
+        return f"{self.tasks_remaining}+" if self.is_remaining_capped else str(self.tasks_remaining)
+
 
 def annotator_progress(*, annotator, project: Project) -> AnnotatorProgress:
+    """The annotator's judgments (today, total, spend) and the tasks left for them.
+
+    Bounded work per request: the judgments are the annotator's own (index on annotator), and the
+    claimable tasks are counted only up to REMAINING_COUNT_CAP, read in the claim's index order.
+    """
     now = timezone.now()
     start_of_day = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
     totals = Judgment.objects.filter(project=project, annotator=annotator).aggregate(
@@ -156,17 +175,24 @@ def annotator_progress(*, annotator, project: Project) -> AnnotatorProgress:
         today=Count("pk", filter=Q(created_at__gte=start_of_day)),
         spend=exact_sum("cost"),
     )
-    remaining = (
-        claimable_tasks(annotator=annotator, project=project, now=now).count()
-        + held_tasks(annotator=annotator, project=project, now=now).count()
+    claimable = _bounded_count(
+        claimable_tasks(annotator=annotator, project=project, now=now), REMAINING_COUNT_CAP
     )
+    held = held_tasks(annotator=annotator, project=project, now=now).count()
+    remaining = min(claimable + held, REMAINING_COUNT_CAP)
     return AnnotatorProgress(
         judgments_today=totals["today"],
         judgments_total=totals["total"],
         tasks_remaining=remaining,
         spend=totals["spend"],
         currency=project.currency,
+        is_remaining_capped=claimable + held >= REMAINING_COUNT_CAP,
     )
+
+
+def _bounded_count(queryset: QuerySet, cap: int) -> int:
+    # COUNT over a LIMITed sub-select stops after `cap` rows (Django wraps a sliced count so).
+    return queryset.order_by()[:cap].count()
 
 
 # --- claiming -------------------------------------------------------------------------------
@@ -212,18 +238,42 @@ def _lock_annotator(annotator) -> None:
     )
 
 
-def _take_next(*, annotator, project: Project, now, expires) -> int | None:
+def _candidate_queues(*, annotator, project: Project, now) -> tuple[QuerySet[Task], QuerySet[Task]]:
+    """The claimable tasks as two queues, each read in the order of an index that matches it.
+
+    Open tasks: WHERE project = ? AND status = 'open' ORDER BY priority DESC, id is exactly
+    task_queue_idx (project, status, -priority, id), so the best row is the first index entry
+    that passes the exclusions, however many tasks the project holds. Expired leases: few rows,
+    found through task_lease_idx (status, lease_expires_at). One OR over both would make the
+    database sort every open task to find the best.
+    """
     candidates = claimable_tasks(annotator=annotator, project=project, now=now)
+    return (
+        candidates.filter(status=TaskStatus.OPEN),
+        candidates.filter(status=TaskStatus.LEASED, lease_expires_at__lt=now),
+    )
+
+
+def _take_next(*, annotator, project: Project, now, expires) -> int | None:
+    open_tasks, expired = _candidate_queues(annotator=annotator, project=project, now=now)
     if connection.vendor == "postgresql":
-        # One statement: the sub-select locks the best claimable row, skipping rows another
-        # annotator's claim has locked this instant, and the UPDATE leases it. Expired leases
-        # match the WHERE clause, so they are taken like open tasks.
-        sql, params = candidates.values("id")[:1].query.get_compiler(connection=connection).as_sql()
+        # One statement: each sub-select locks the best row of its queue, skipping rows another
+        # annotator's claim has locked this instant; the better of the two is leased.
         table = connection.ops.quote_name(Task._meta.db_table)
+        branches, params = [], []
+        for queue in (open_tasks, expired):
+            sql, branch_params = (
+                queue.values("id", "priority")[:1]
+                .query.get_compiler(connection=connection)
+                .as_sql()
+            )
+            branches.append(f"SELECT * FROM ({sql} FOR UPDATE SKIP LOCKED) AS q{len(branches)}")
+            params.extend(branch_params)
         with connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {table} SET status = %s, assignee_id = %s, lease_expires_at = %s "
-                f"WHERE id = ({sql} FOR UPDATE SKIP LOCKED) RETURNING id",
+                f"WHERE id = (SELECT c.id FROM ({' UNION ALL '.join(branches)}) AS c "
+                f"ORDER BY c.priority DESC, c.id LIMIT 1) RETURNING id",
                 [TaskStatus.LEASED.value, annotator.pk, expires, *params],
             )
             row = cursor.fetchone()
@@ -231,9 +281,14 @@ def _take_next(*, annotator, project: Project, now, expires) -> int | None:
     # Elsewhere (SQLite): pick a candidate, then compare-and-set; the UPDATE only matches while
     # the task is still free, so of two racing annotators exactly one changes the row.
     for _ in range(CLAIM_ATTEMPTS):
-        candidate = candidates.values_list("id", flat=True).first()
-        if candidate is None:
+        heads = [
+            head
+            for queue in (open_tasks, expired)
+            if (head := queue.values_list("priority", "id").first()) is not None
+        ]
+        if not heads:
             return None
+        candidate = min(heads, key=lambda head: (-head[0], head[1]))[1]
         won = (
             Task.objects.filter(pk=candidate)
             .filter(

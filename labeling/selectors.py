@@ -4,10 +4,27 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from .errors import NotFound, PermissionDenied
-from .models import Membership, Project
+from .models import Item, Membership, Project, Query
+
+
+def count_per_project(queryset) -> Coalesce:
+    """A correlated count of `queryset`'s rows of the outer project (0 when none).
+
+    One aggregate per project over the table's project index: counting queries and items in one
+    join would multiply them (queries x items rows) before counting.
+    """
+    counted = (
+        queryset.filter(project_id=OuterRef("pk"))
+        .order_by()
+        .values("project_id")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
 def projects_for(*, user) -> QuerySet[Project]:
@@ -17,8 +34,8 @@ def projects_for(*, user) -> QuerySet[Project]:
         else Project.objects.filter(memberships__user=user)
     )
     return projects.annotate(
-        query_count=Count("queries", distinct=True),
-        item_count=Count("items", distinct=True),
+        query_count=count_per_project(Query.objects.all()),
+        item_count=count_per_project(Item.objects.all()),
     ).order_by("name")
 
 
@@ -47,38 +64,43 @@ def project_for(*, user, slug: str, roles: tuple[str, ...] | None = None) -> Pro
 
 
 def project_counts(*, project: Project) -> dict[str, int]:
-    return project.queries.aggregate(
-        queries=Count("pk", distinct=True),
-        gold_queries=Count("pk", filter=Q(split="gold"), distinct=True),
-        items=Count("items", distinct=True),
+    # Two aggregates, not one join: queries x items rows would be counted otherwise.
+    counts = project.queries.aggregate(
+        queries=Count("pk"), gold_queries=Count("pk", filter=Q(split="gold"))
     )
+    return {**counts, "items": Item.objects.filter(project=project).count()}
 
 
 def budget_status(*, project: Project) -> dict[str, Decimal]:
-    """Spent (judgments), reserved (open and leased work not yet judged) and what is left."""
-    from django.db.models import IntegerField, OuterRef, Subquery
-    from django.db.models.functions import Coalesce
+    """Spent (judgments), reserved (open and leased work not yet judged) and what is left.
+
+    Two aggregate statements: the sum of judgment costs, and the units still missing on pending
+    tasks (a comparison each, or a grade per slot of the page), summed by the database.
+    """
+    from django.db.models import F, Sum
+    from django.db.models.functions import Greatest
 
     from .models import Judgment, PageSlot, Task, TaskKind, TaskStatus
     from .money import exact_sum
 
     def count_of(queryset, key: str):
-        counted = queryset.values(key).annotate(c=Count("*")).values("c")
+        counted = queryset.order_by().values(key).annotate(c=Count("*")).values("c")
         return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
     spent = Judgment.objects.filter(project=project).aggregate(s=exact_sum("cost"))["s"]
     pending = Task.objects.filter(project=project, status__in=[TaskStatus.OPEN, TaskStatus.LEASED])
-    rows = pending.annotate(
-        judged=count_of(Judgment.objects.filter(task_id=OuterRef("pk")), "task_id"),
-        slots=count_of(PageSlot.objects.filter(page_id=OuterRef("page_id")), "page_id"),
-    ).values_list("kind", "judgments_required", "judged", "slots")
-    grade_units = compare_units = 0
-    for kind, required, judged, slots in rows:
-        missing = max(required - judged, 0)
-        if kind == TaskKind.COMPARE:
-            compare_units += missing
-        else:
-            grade_units += missing * slots
+    missing = Greatest(
+        F("judgments_required")
+        - count_of(Judgment.objects.filter(task_id=OuterRef("pk")), "task_id"),
+        0,
+    )
+    compare_units = pending.filter(kind=TaskKind.COMPARE).aggregate(n=Coalesce(Sum(missing), 0))[
+        "n"
+    ]
+    slots = count_of(PageSlot.objects.filter(page_id=OuterRef("page_id")), "page_id")
+    grade_units = pending.exclude(kind=TaskKind.COMPARE).aggregate(
+        n=Coalesce(Sum(missing * slots), 0)
+    )["n"]
     reserved = project.compare_cost * compare_units + project.grade_cost * grade_units
     return {
         "budget": project.budget,

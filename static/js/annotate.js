@@ -97,7 +97,7 @@
     bar.firstElementChild.style.width = `${progress.percent_done}%`;
     document.getElementById("progress-text").textContent =
       `${progress.judgments_today} judged today · ${progress.judgments_total} in total · ` +
-      `${progress.tasks_remaining} tasks left · spent ${Number(progress.spend).toFixed(2)} ${progress.currency}`;
+      `${progress.tasks_remaining}${progress.is_remaining_capped ? "+" : ""} tasks left · spent ${Number(progress.spend).toFixed(2)} ${progress.currency}`;
   }
 
   // --- rendering ---------------------------------------------------------------------------

@@ -24,12 +24,23 @@ from .models import SimulationReport
 
 logger = logging.getLogger(__name__)
 
-# The plan of a settings-page simulation: every strategy, six budgets, one seed, single-modal
-# supervision on (what the product trains with). One seed keeps it to a few minutes on 2 cores;
-# the curve is then one draw, not a mean, which the page says.
+# The plan of a settings-page simulation: every strategy, six budgets, single-modal supervision on
+# (what the product trains with), and as many seeds as fit the lead's time budget, at least
+# MIN_SEEDS: each seed its own world and held-out queries, so strategies are compared paired on
+# the same seeds and a difference is told from noise (one seed once recommended `random`, then
+# `iso_anchor` minutes later, on the demo).
 STRATEGIES: tuple[str, ...] = simulator.STRATEGIES
 BUDGETS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
-SEEDS = 1
+MIN_SEEDS = 5
+MAX_SEEDS = 20
+SEEDS = MIN_SEEDS
+DEFAULT_MINUTES = 10
+MAX_MINUTES = 240
+# Seconds per run before the project has a simulation of its own to time (a rough prior: a small
+# world's run on one busy core); once it has, its own seconds per run are used.
+PRIOR_SECONDS_PER_RUN = 5.0
+# Held-out queries per seed at least: a small project's few gold queries make a noisy measure.
+MIN_HELDOUT = 20
 TRAINING = simulator.TrainingSpec()
 # A large project's query count is capped at the default world's (160), so it still finishes in
 # minutes; what decides between strategies is kept: modalities, items per modality, band, costs,
@@ -46,7 +57,38 @@ COLOURS = {"iso_anchor": "#dc2626", "top_p": "#2563eb", "random": "#16a34a", "fu
 # --- plan and runs --------------------------------------------------------------------------
 
 
-def project_plan(*, project: Project) -> tuple[simulator.SimulationPlan, dict[str, Any]]:
+def seconds_per_run(*, project: Project) -> tuple[float, bool]:
+    """(seconds one run took in the project's latest finished simulation, True), else the prior."""
+    report = latest_report(project=project, status=SimulationReport.Status.DONE)
+    seconds = (report.results or {}).get("seconds") if report else None
+    if report and seconds and report.runs_total:
+        return float(seconds) / report.runs_total, True
+    return PRIOR_SECONDS_PER_RUN, False
+
+
+def simulation_estimate(*, project: Project, minutes: float = DEFAULT_MINUTES) -> dict[str, Any]:
+    """How many seeds fit `minutes` (at least MIN_SEEDS, at most MAX_SEEDS) and how long they are
+    expected to take, said to the lead before the simulation starts."""
+    per_run, measured = seconds_per_run(project=project)
+    runs_per_seed = len(STRATEGIES) * len(BUDGETS)
+    fit = int(minutes * 60 // (runs_per_seed * per_run)) if per_run > 0 else MAX_SEEDS
+    seeds = min(max(fit, MIN_SEEDS), MAX_SEEDS)
+    seconds = seeds * runs_per_seed * per_run
+    return {
+        "minutes": minutes,
+        "seeds": seeds,
+        "runs": seeds * runs_per_seed,
+        "seconds_per_run": round(per_run, 2),
+        "measured": measured,
+        "expected_seconds": round(seconds),
+        "expected_minutes": max(1, math.ceil(seconds / 60)),
+        "over_budget": seconds > minutes * 60,
+    }
+
+
+def project_plan(
+    *, project: Project, seeds: int = SEEDS
+) -> tuple[simulator.SimulationPlan, dict[str, Any]]:
     """The plan of a settings-page simulation of `project`, and what its world took from it."""
     spec, estimated = simulator.world_like(project)
     if spec.queries > MAX_QUERIES:
@@ -56,6 +98,14 @@ def project_plan(*, project: Project) -> tuple[simulator.SimulationPlan, dict[st
             queries=MAX_QUERIES,
             heldout_queries=min(spec.heldout_queries, MAX_QUERIES // 4),
         )
+    if spec.heldout_queries < MIN_HELDOUT:
+        # More simulated held-out queries, the training queries kept as the project has them.
+        estimated["heldout_raised_from"] = spec.heldout_queries
+        spec = replace(
+            spec,
+            queries=spec.queries + MIN_HELDOUT - spec.heldout_queries,
+            heldout_queries=MIN_HELDOUT,
+        )
     estimated.update(
         queries=spec.queries,
         heldout_queries=spec.heldout_queries,
@@ -63,7 +113,7 @@ def project_plan(*, project: Project) -> tuple[simulator.SimulationPlan, dict[st
         items_per_modality=spec.items_per_modality,
     )
     plan = simulator.SimulationPlan(
-        strategies=STRATEGIES, budgets=BUDGETS, seeds=SEEDS, single_modal=(True,), world=spec,
+        strategies=STRATEGIES, budgets=BUDGETS, seeds=seeds, single_modal=(True,), world=spec,
         training=TRAINING, policy=project.budget_policy,
     )  # fmt: skip
     return plan, estimated
@@ -94,7 +144,9 @@ def _expire_stale(project: Project) -> None:
 
 
 @transaction.atomic
-def queue_project_simulation(*, project: Project, requested_by) -> SimulationReport:
+def queue_project_simulation(
+    *, project: Project, requested_by, minutes: float = DEFAULT_MINUTES
+) -> SimulationReport:
     """Store a queued report and queue its simulation after the commit.
 
     Locks the project row, so two leads pressing Run at once queue one simulation; the database's
@@ -110,9 +162,11 @@ def queue_project_simulation(*, project: Project, requested_by) -> SimulationRep
     task_id = str(uuid.uuid4())
     try:
         with transaction.atomic():
+            estimate = simulation_estimate(project=project, minutes=minutes)
             report = SimulationReport.objects.create(
-                project=project, requested_by=requested_by, celery_task_id=task_id
-            )
+                project=project, requested_by=requested_by, celery_task_id=task_id,
+                estimated={"plan": estimate}, runs_total=estimate["runs"],
+            )  # fmt: skip
     except IntegrityError:
         raise Conflict("A simulation of this project is already queued or running.") from None
 
@@ -139,7 +193,9 @@ def run_project_simulation(*, report_id: int) -> SimulationReport | None:
     services_log = logging.getLogger("active_selection.services")
     level = services_log.level
     try:
-        plan, estimated = project_plan(project=report.project)
+        planned = (report.estimated or {}).get("plan") or {}
+        plan, estimated = project_plan(project=report.project, seeds=planned.get("seeds", SEEDS))
+        estimated["plan"] = planned
         total = runs_in(plan)
         _save(report_id, estimated=json_safe(estimated), runs_total=total)
         results = simulator.simulate(
@@ -177,11 +233,10 @@ def record_finished_simulation(
 
 
 def recommended_in(results: dict) -> str:
-    """The strategy a results file recommends (the cheapest within `simulator.NEAR_FULL` of full
-    annotation's NDCG@10); files written before that field fall back to the strict match."""
-    if "recommended" in results:
-        return results["recommended"] or ""
-    return results.get("cheapest_to_match_full") or ""
+    """The strategy a results file recommends: only one whose paired difference with full
+    annotation, over the seeds, shows it reaches full's quality (`verdict`); never one picked
+    from the noise of a single seed."""
+    return verdict(results=results)["recommended"]
 
 
 def apply_recommendation(*, project: Project, report: SimulationReport) -> str:
@@ -243,81 +298,72 @@ def _percent(fraction: float) -> str:
 
 
 def report_summary(*, report: SimulationReport) -> dict[str, Any]:
-    """What the settings page shows of a done report: the sentence, the chart, the table rows."""
+    """What the settings page shows of a done report: the verdict (paired on the seeds, said
+    against the project's current strategy), the chart with the spread over seeds, the rows."""
     from labeling import charts
 
     results = report.results or {}
     full = results.get("full_ndcg10")
-    rows = [
-        {
-            "strategy": row["strategy"],
-            "label": _label(row["strategy"])
-            + ("" if row.get("single_modal", True) else " (single-modal off)"),
-            "single_modal": row.get("single_modal", True),
-            "budget": row["budget"],
-            "cost_fraction": row["cost_fraction"],
-            "cost_percent": _percent(row["cost_fraction"]),
-            "ndcg10": row["ndcg10_mean"],
-        }
-        for row in results.get("results", [])
-    ]
-    measured = [r for r in rows if r["ndcg10"] is not None]
-    recommended = report.recommended_strategy
-    others = [r for r in measured if r["strategy"] != "full" and r["single_modal"]]
-    closest = max(others, key=lambda r: (r["ndcg10"], -r["cost_fraction"]), default=None)
-    closest_text = (
-        f"closest: {closest['label']}, {closest['ndcg10']:.3f} at {closest['cost_percent']} of "
-        "its cost."
-        if closest
-        else ""
-    )
-    if recommended:
-        strict = (results.get("cost_to_match_full") or {}).get(recommended)
-        near = (results.get("cost_to_near_full") or {}).get(recommended)
-        if strict is not None and (near is None or strict <= near):
-            sentence = (
-                f"{_label(recommended)} reaches full annotation's quality at "
-                f"{_percent(strict)} of its cost."
-            )
-        else:
-            share = results.get("near_full", simulator.NEAR_FULL)
-            sentence = (
-                f"{_label(recommended)} comes within {_percent(1 - share)} of full annotation's "
-                f"NDCG@10 ({full:.3f}) at {_percent(near or 0.0)} of its cost."
-            )
-        if recommended == "full" and closest:
-            sentence += f" No cheaper strategy matched it; {closest_text}"
-    elif full is None:
-        sentence = "Full annotation's quality could not be measured, so nothing is recommended."
-    else:
-        sentence = (
-            f"No strategy reached full annotation's NDCG@10 ({full:.3f}) at the budgets tried"
-            + (f"; {closest_text}" if closest else ".")
+
+    def spread(row: dict) -> tuple[float | None, float | None]:
+        values = [r["ndcg10"] for r in row.get("per_seed") or [] if r.get("ndcg10") is not None]
+        return (min(values), max(values)) if len(values) > 1 else (None, None)
+
+    rows = []
+    for row in results.get("results", []):
+        low, high = spread(row)
+        rows.append(
+            {
+                "strategy": row["strategy"],
+                "label": _label(row["strategy"])
+                + ("" if row.get("single_modal", True) else " (single-modal off)"),
+                "single_modal": row.get("single_modal", True),
+                "budget": row["budget"],
+                "cost_fraction": row["cost_fraction"],
+                "cost_percent": _percent(row["cost_fraction"]),
+                "ndcg10": row["ndcg10_mean"],
+                "std": row.get("ndcg10_std"),
+                "low": low,
+                "high": high,
+            }
         )
+    measured = [r for r in rows if r["ndcg10"] is not None]
+    said = verdict(results=results, current=report.project.strategy)
+    recommended = report.recommended_strategy
+    sentence = said["sentence"]
     chart = None
     if measured:
         values = [r["ndcg10"] for r in measured] + ([full] if full is not None else [])
+        values += [v for r in measured for v in (r["low"], r["high"]) if v is not None]
         low = max(0.0, math.floor((min(values) - 0.02) * 20) / 20)
         high = min(1.0, math.ceil((max(values) + 0.02) * 20) / 20)
         series = []
         for strategy in dict.fromkeys(r["strategy"] for r in measured):
             for single_modal in (True, False):
-                points = [
-                    (r["cost_fraction"] * 100, r["ndcg10"])
+                mine = [
+                    r
                     for r in measured
                     if r["strategy"] == strategy and r["single_modal"] == single_modal
                 ]
-                if points:
+                if mine:
                     label = strategy if single_modal else f"{strategy} (sm off)"
                     series.append(
                         charts.Series(
-                            label, points, color=COLOURS.get(strategy), is_dashed=not single_modal
+                            label,
+                            [(r["cost_fraction"] * 100, r["ndcg10"]) for r in mine],
+                            color=COLOURS.get(strategy),
+                            is_dashed=not single_modal,
+                            spread=[
+                                (r["cost_fraction"] * 100, r["low"], r["high"])
+                                for r in mine
+                                if r["low"] is not None
+                            ],
                         )
                     )
         chart = charts.lines_chart(
             series,
             references=[("full annotation", full)] if full is not None else [],
-            title="NDCG@10 on held-out queries against cost, one line per strategy",
+            title="NDCG@10 on held-out queries against cost: mean and range over seeds",
             x_label="Cost, % of grading every training item",
             y_label="NDCG@10",
             x_unit="%",
@@ -328,6 +374,7 @@ def report_summary(*, report: SimulationReport) -> dict[str, Any]:
     return {
         "world_note": _world_note(world, report.estimated or {}),
         "sentence": sentence,
+        "verdict": said,
         "chart": chart,
         "rows": rows,
         "full_ndcg10": full,
@@ -373,7 +420,13 @@ def _world_note(world: dict, estimated: dict) -> str:
 def settings_card(*, project: Project) -> dict[str, Any]:
     """The "Simulate before spending" card of the settings page: the latest report in its state."""
     report = latest_report(project=project)
-    card: dict[str, Any] = {"report": report, "summary": None, "percent": 0}
+    card: dict[str, Any] = {
+        "report": report,
+        "summary": None,
+        "percent": 0,
+        "estimate": simulation_estimate(project=project),
+        "max_minutes": MAX_MINUTES,
+    }
     if report is None:
         return card
     if report.runs_total:
@@ -385,7 +438,33 @@ def settings_card(*, project: Project) -> dict[str, Any]:
             bool(summary["recommended"]) and project.strategy == summary["recommended"]
         )
         card["can_apply"] = bool(summary["recommended"]) and not card["is_applied"]
+        if card["can_apply"]:
+            card["apply_changes"] = apply_changes(project=project, strategy=summary["recommended"])
     return card
+
+
+def apply_changes(*, project: Project, strategy: str) -> list[str]:
+    """What applying `strategy` changes, in plain words, for the confirmation the lead sees."""
+    from labeling.models import Task, TaskKind, TaskStatus
+
+    open_tasks = Task.objects.filter(
+        project=project, status__in=[TaskStatus.OPEN, TaskStatus.LEASED]
+    )
+    pages = open_tasks.filter(kind=TaskKind.GRADE_PAGE).count()
+    compares = open_tasks.count() - pages
+    changes = [f"The strategy changes from {_label(project.strategy)} to {_label(strategy)}."]
+    if pages or compares:
+        changes.append(
+            f"The {pages} open page{'s' if pages != 1 else ''} and {compares} open "
+            f"comparison{'s' if compares != 1 else ''} stay open and are judged as they are; "
+            "nothing already judged is lost."
+        )
+    else:
+        changes.append("No task is open, so none is affected.")
+    if strategy != Strategy.ISO_ANCHOR and project.strategy == Strategy.ISO_ANCHOR:
+        changes.append("No new anchor search starts; the searches already open finish.")
+    changes.append(f"Pages planned from now on follow {_label(strategy)}, within the budget left.")
+    return changes
 
 
 def report_status(*, project: Project) -> dict[str, Any]:
@@ -447,3 +526,155 @@ def full_fraction_to_reach(*, results: dict, quality: float) -> dict[str, Any] |
         "high": max(fractions, default=None),
         "best": best,
     }
+
+
+# --- the verdict: paired on the same seeds, never a winner from noise --------------------------
+
+# Two-sided 95% quantiles of Student's t by degrees of freedom (beyond 30: the normal's).
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+        9: 2.262, 10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120,
+        17: 2.110, 18: 2.101, 19: 2.093, 20: 2.086, 25: 2.060, 30: 2.042}  # fmt: skip
+
+
+def t95(df: int) -> float:
+    """The two-sided 95% t quantile (the next smaller tabulated df: a wider, never narrower,
+    interval)."""
+    if df < 1:
+        raise ValueError("at least two paired seeds are needed for an interval")
+    if df > 30:
+        return 1.96
+    return _T95[max(k for k in _T95 if k <= df)]
+
+
+def paired_interval(diffs: list[float]) -> dict[str, float]:
+    """Mean of paired differences and its 95% t-interval (one difference per seed)."""
+    n = len(diffs)
+    mean = sum(diffs) / n
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1)) if n > 1 else math.inf
+    half = t95(n - 1) * sd / math.sqrt(n) if n > 1 else math.inf
+    return {"mean": mean, "low": mean - half, "high": mean + half, "seeds": n}
+
+
+def _per_seed(results: dict) -> tuple[dict[tuple[str, float], dict[int, float]], dict]:
+    """NDCG@10 per (strategy, budget) and seed (single-modal on), and each cell's cost fraction."""
+    scores: dict[tuple[str, float], dict[int, float]] = {}
+    cost: dict[tuple[str, float], float] = {}
+    for row in results.get("results") or []:
+        if not row.get("single_modal", True):
+            continue
+        key = (row["strategy"], float(row["budget"]))
+        cost[key] = row["cost_fraction"]
+        runs = row.get("per_seed") or [{"seed": 0, "ndcg10": row.get("ndcg10_mean")}]
+        scores[key] = {
+            run["seed"]: run["ndcg10"]
+            for run in runs
+            if run.get("ndcg10") is not None and not math.isnan(run["ndcg10"])
+        }
+    return scores, cost
+
+
+def _diff(a: dict[int, float], b: dict[int, float]) -> list[float]:
+    return [a[seed] - b[seed] for seed in sorted(set(a) & set(b))]
+
+
+def verdict(*, results: dict, current: str | None = None) -> dict[str, Any]:
+    """What a simulation can say, paired on the same seeds (each seed its own world):
+
+    - "reaches": the cheapest (strategy, budget) whose paired difference with full annotation
+      (every item graded) has a 95% interval whose low end is within NEAR_FULL of full's NDCG@10
+      (non-inferiority): "X reaches full annotation's quality at N% of its cost (...)";
+    - "beats": none does, but a strategy is better than `current` (the project's strategy) at some
+      budget with an interval above 0;
+    - "indistinguishable": "no strategy is distinguishable from Y within the noise of this
+      project" (Y: the project's strategy, or the best mean);
+    - "one_seed" / "no_full": nothing can be said.
+    Only "reaches" recommends a strategy.
+    """
+    scores, cost = _per_seed(results)
+    full = scores.get(("full", 1.0), {})
+    seeds = max((len(v) for v in scores.values()), default=0)
+    base = {"recommended": "", "seeds": seeds, "difference": None}
+    if not full:
+        return {**base, "kind": "no_full", "sentence": (
+            "Full annotation's quality could not be measured, so nothing is recommended.")}  # fmt: skip
+    if len(full) < 2:
+        return {**base, "kind": "one_seed", "sentence": (
+            "One seed cannot tell a difference from noise: nothing is recommended. Run it with "
+            "more seeds.")}  # fmt: skip
+    full_mean = sum(full.values()) / len(full)
+    tolerance = (1 - simulator.NEAR_FULL) * full_mean
+    candidates = []
+    for (strategy, budget), by_seed in scores.items():
+        if (strategy, budget) == ("full", 1.0):
+            continue
+        diffs = _diff(by_seed, full)
+        if len(diffs) < 2:
+            continue
+        interval = paired_interval(diffs)
+        if interval["low"] >= -tolerance:
+            candidates.append((cost[(strategy, budget)], -interval["mean"], strategy, interval))
+    if candidates:
+        fraction, _, strategy, interval = min(candidates, key=lambda c: c[:3])
+        return {
+            **base, "kind": "reaches", "recommended": strategy, "difference": interval,
+            "cost_fraction": fraction,
+            "sentence": (
+                f"{_label(strategy)} reaches full annotation's quality at {_percent(fraction)} of "
+                f"its cost (paired difference {interval['mean']:+.3f} NDCG@10, 95% interval "
+                f"{interval['low']:+.3f} to {interval['high']:+.3f}, over {interval['seeds']} "
+                f"seeds; within {1 - simulator.NEAR_FULL:.0%} of full's {full_mean:.3f})."
+            ),
+        }  # fmt: skip
+    strategies = sorted({s for s, _ in scores})
+    budgets = sorted({b for _, b in scores if b < 1.0})
+    if current not in strategies:
+        means = {
+            s: sum(sum(scores[(s, b)].values()) / len(scores[(s, b)]) for b in budgets
+                   if scores.get((s, b))) for s in strategies
+        }  # fmt: skip
+        current = max(means, key=lambda s: means[s]) if means else strategies[0]
+    better = []
+    worse = 0
+    widest = 0.0
+    for budget in budgets:
+        mine = scores.get((current, budget))
+        if not mine:
+            continue
+        for other in strategies:
+            theirs = scores.get((other, budget))
+            if other == current or not theirs or len(_diff(theirs, mine)) < 2:
+                continue
+            interval = paired_interval(_diff(theirs, mine))
+            widest = max(widest, interval["high"] - interval["low"])
+            if interval["low"] > 0:
+                better.append((budget, other, interval))
+            elif interval["high"] < 0:
+                worse += 1
+    if better:
+        budget, other, interval = max(better, key=lambda b: b[2]["low"])
+        return {
+            **base, "kind": "beats", "difference": interval,
+            "sentence": (
+                f"None reaches full annotation's quality below its full cost within the noise of "
+                f"this project; {_label(other)} beats {_label(current)} at budget "
+                f"{_percent(budget)} by {interval['mean']:+.3f} NDCG@10 (95% interval "
+                f"{interval['low']:+.3f} to {interval['high']:+.3f}, {interval['seeds']} seeds)."
+            ),
+        }  # fmt: skip
+    if worse:
+        return {
+            **base, "kind": "not_beaten",
+            "sentence": (
+                f"No strategy does better than {_label(current)} within the noise of this project "
+                f"({seeds} seeds, paired), and none reaches full annotation's quality below its "
+                "full cost."
+            ),
+        }  # fmt: skip
+    return {
+        **base, "kind": "indistinguishable",
+        "sentence": (
+            f"No strategy is distinguishable from {_label(current)} within the noise of this "
+            f"project ({seeds} seeds; paired 95% intervals up to {widest:.3f} NDCG@10 wide), and "
+            "none reaches full annotation's quality below its full cost."
+        ),
+    }  # fmt: skip

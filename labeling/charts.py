@@ -272,6 +272,8 @@ class Series:
     points: Sequence[tuple[float, float]]
     color: str | None = None
     is_dashed: bool = False
+    # (x, low, high): the spread of each point (e.g. min and max over seeds), drawn as a bar.
+    spread: Sequence[tuple[float, float, float]] = ()
 
 
 def lines_chart(
@@ -317,6 +319,13 @@ def lines_chart(
                 f'<polyline class="series" points="{path}" fill="none" stroke="{color}" '
                 f'stroke-width="{2 + 2 * under:g}"{dash}><title>{escape(line.label)}</title>'
                 "</polyline>"
+            )
+        for x, low, high in line.spread:
+            parts.append(
+                f'<line class="spread" x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{sy(low):.1f}" '
+                f'y2="{sy(high):.1f}" stroke="{color}" stroke-width="1.5" opacity="0.6">'
+                f"<title>{escape(line.label)}: {escape(_fmt(low))} to {escape(_fmt(high))} at "
+                f"{escape(_fmt(x))}{escape(x_unit)}</title></line>"
             )
         for x, y in ordered:
             parts.append(

@@ -132,6 +132,7 @@ def settings_page(request, slug: str):
             values=values, errors=field_errors, strategies=Strategy.choices,
             budget_policies=BudgetPolicy.choices, vlm_modes=VlmMode.choices,
             simulation=settings_card(project=project), vlm=_vlm_card(project),
+            confirm_apply=request.GET.get("apply", ""),
         ),
     )  # fmt: skip
 
@@ -146,15 +147,36 @@ def _to_simulation(project: Project):
 @login_required
 @require_POST
 def simulation_run(request, slug: str):
-    from active_selection.recommendation import queue_project_simulation
+    from active_selection.recommendation import (
+        DEFAULT_MINUTES,
+        MAX_MINUTES,
+        queue_project_simulation,
+    )
 
     project = _project(request, slug, LEAD_ONLY)
+    raw = request.POST.get("minutes", "").strip() or str(DEFAULT_MINUTES)
     try:
-        queue_project_simulation(project=project, requested_by=request.user)
+        minutes = int(raw)
+    except ValueError:
+        minutes = 0
+    if not 1 <= minutes <= MAX_MINUTES:
+        messages.error(
+            request, f"The time budget is a whole number of minutes from 1 to {MAX_MINUTES}."
+        )
+        return _to_simulation(project)
+    try:
+        report = queue_project_simulation(
+            project=project, requested_by=request.user, minutes=minutes
+        )
     except errors.PagewiseError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, "Simulation queued; a worker runs it in a few minutes.")
+        plan = report.estimated["plan"]
+        messages.success(
+            request,
+            f"Simulation queued: {plan['seeds']} seeds, {plan['runs']} runs, about "
+            f"{plan['expected_minutes']} minutes once a worker takes it.",
+        )
     return _to_simulation(project)
 
 
@@ -169,6 +191,11 @@ def simulation_apply(request, slug: str):
     except ValueError:
         messages.error(request, "Choose the simulation whose recommendation to apply.")
         return _to_simulation(project)
+    if request.POST.get("confirm") != "yes":
+        # First press: the card shows what will change and asks to confirm.
+        return redirect(
+            reverse("lead-settings", args=[project.slug]) + f"?apply={report_id}#simulate"
+        )
     try:
         report = recommendation.report_of(project=project, report_id=report_id)
         strategy = recommendation.apply_recommendation(project=project, report=report)

@@ -30,6 +30,9 @@ def tiny_plan(monkeypatch):
     monkeypatch.setattr(recommendation, "STRATEGIES", ("iso_anchor", "full"))
     monkeypatch.setattr(recommendation, "BUDGETS", (0.3, 1.0))
     monkeypatch.setattr(recommendation, "TRAINING", simulator.TrainingSpec(epochs=2))
+    # Two seeds (the least that pair), whatever the time budget: a test's worlds are tiny.
+    monkeypatch.setattr(recommendation, "MIN_SEEDS", 2)
+    monkeypatch.setattr(recommendation, "PRIOR_SECONDS_PER_RUN", 600.0)
 
 
 @pytest.fixture
@@ -70,14 +73,15 @@ def test_world_like_keeps_the_embedding_noise_prior_without_embeddings(shaped):
 
 def test_the_plan_caps_a_large_project_s_queries_and_keeps_its_shape(shaped, monkeypatch):
     monkeypatch.setattr(recommendation, "MAX_QUERIES", 16)
+    monkeypatch.setattr(recommendation, "MIN_HELDOUT", 4)  # the cap's own share, not raised
     plan, estimated = recommendation.project_plan(project=shaped)
     assert (plan.world.queries, plan.world.heldout_queries) == (16, 4)
     assert estimated["queries_capped_from"] == 24
     assert (plan.world.modalities, plan.world.items_per_modality) == (2, 4)
     assert list(plan.strategies) == list(simulator.STRATEGIES)
     assert list(plan.budgets) == [0.05, 0.1, 0.2, 0.3, 0.5, 1.0]
-    assert (plan.seeds, list(plan.single_modal)) == (1, [True])
-    assert recommendation.runs_in(plan) == 24
+    assert (plan.seeds, list(plan.single_modal)) == (5, [True])
+    assert recommendation.runs_in(plan) == 5 * 24
     assert plan.policy == "breadth_first"
     shaped.budget_policy = "per_query"
     assert recommendation.project_plan(project=shaped)[0].policy == "per_query", "its own policy"
@@ -98,15 +102,19 @@ def test_a_queued_simulation_runs_after_commit_stores_results_and_a_recommendati
     assert len(callbacks) == 1  # the Celery task, run eagerly here as a worker would
     report.refresh_from_db()
     assert report.status == SimulationReport.Status.DONE, report.error
-    assert (report.runs_done, report.runs_total) == (4, 4)
-    assert [f["runs_done"] for f in saved if "runs_done" in f and "status" not in f] == [1, 2, 3, 4]
+    assert (report.runs_done, report.runs_total) == (8, 8)  # 2 seeds x 2 strategies x 2 budgets
+    assert [f["runs_done"] for f in saved if "runs_done" in f and "status" not in f] == [
+        1, 2, 3, 4, 5, 6, 7, 8,
+    ]  # fmt: skip
+    assert report.estimated["plan"]["seeds"] == 2
     results = report.results
     assert {"world", "full_ndcg10", "results", "cost_to_match_full"} <= set(results)
-    assert results["world"]["queries"] == 24 and results["world"]["modalities"] == 2
+    # The project's 6 gold queries are too few to measure on: 20 simulated held-out queries.
+    assert results["world"]["heldout_queries"] == 20 and results["world"]["modalities"] == 2
+    assert report.estimated["heldout_raised_from"] == 6
     assert results["like_project"]["project"] == shaped.slug
-    assert report.recommended_strategy == results["recommended"]
-    # The cheapest within 1% of full; full always comes within it, so there is one.
-    assert report.recommended_strategy in {"iso_anchor", "full"}
+    assert report.recommended_strategy == recommendation.recommended_in(results)
+    assert report.recommended_strategy in {"", "iso_anchor", "full"}
     assert report.estimated["relevant_share"] == pytest.approx(0.5)
     assert report.celery_task_id
     assert Project.objects.filter(slug__startswith="sim-").count() == 0, "worlds are removed"
@@ -167,7 +175,7 @@ def test_apply_sets_the_strategy_through_the_settings_path_and_only_once(project
     assert report.status == SimulationReport.Status.DONE and (
         report.runs_done,
         report.runs_total,
-    ) == (12, 12)
+    ) == (60, 60)  # 12 cells x 5 seeds
     assert recommendation.apply_recommendation(project=project, report=report) == "iso_anchor"
     project.refresh_from_db()
     assert project.strategy == Strategy.ISO_ANCHOR
@@ -218,38 +226,80 @@ def test_simulate_like_project_stores_a_done_report_and_prints_the_recommendatio
     report = SimulationReport.objects.get(project=shaped)
     assert report.status == SimulationReport.Status.DONE and report.requested_by is None
     assert (report.runs_done, report.runs_total) == (4, 4)
-    assert report.recommended_strategy in {"top_p", "full"}
+    # One seed cannot tell a difference from noise: nothing is recommended, and it says so.
+    assert report.recommended_strategy == ""
     assert report.estimated["gold_queries"] == 6
     assert (
         json.loads((tmp_path / "r.json").read_text())["world"]["iso_anchor_policy"] == "per_query"
     )
     text = out.getvalue()
-    assert f"Recommendation for '{shaped.slug}': use {report.recommended_strategy}" in text
+    assert f"Recommendation for '{shaped.slug}': none (keep random)." in text
+    assert "One seed cannot tell a difference from noise" in text
     assert f"Stored as simulation report {report.pk}" in text
 
 
-def test_a_report_recommends_a_strategy_within_one_percent_of_full_and_says_so(db):
-    from active_selection.models import SimulationReport
-    from active_selection.recommendation import recommended_in, report_summary
-    from labeling.models import Project
-
-    project = Project.objects.create(slug="near", name="Near", modalities=["text", "image"])
-    rows = [
-        {"strategy": s, "budget": b, "single_modal": True, "ndcg10_mean": n, "ndcg10_std": 0.0,
-         "cost_fraction": b, "judgments": {}}
-        for s, b, n in (("iso_anchor", 0.45, 0.887), ("top_p", 0.3, 0.880), ("full", 1.0, 0.8955))
-    ]  # fmt: skip
-    results = {
-        "results": rows, "full_ndcg10": 0.8955, "baselines": {}, "near_full": 0.99,
-        "cost_to_match_full": {"iso_anchor": None, "top_p": None, "full": 1.0},
-        "cost_to_near_full": {"iso_anchor": 0.45, "top_p": None, "full": 1.0},
-        "cheapest_to_match_full": "full", "recommended": "iso_anchor",
+def _results(per_seed: dict[tuple[str, float], list[float]]) -> dict:
+    """Results rows with per-seed NDCG@10 (cost fraction = budget)."""
+    return {
+        "results": [
+            {"strategy": s, "budget": b, "single_modal": True, "cost_fraction": b,
+             "ndcg10_mean": sum(v) / len(v),
+             "per_seed": [{"seed": i, "ndcg10": x} for i, x in enumerate(v)]}
+            for (s, b), v in per_seed.items()
+        ]
     }  # fmt: skip
-    assert recommended_in(results) == "iso_anchor"
-    assert recommended_in({"cheapest_to_match_full": "full"}) == "full"  # an older file
-    report = SimulationReport.objects.create(
-        project=project, status=SimulationReport.Status.DONE, results=results,
-        recommended_strategy=recommended_in(results),
-    )  # fmt: skip
-    sentence = report_summary(report=report)["sentence"]
-    assert "within 1% of full annotation's NDCG@10 (0.895) at 45% of its cost" in sentence
+
+
+def test_the_verdict_needs_the_paired_interval_to_say_a_strategy_reaches_full():
+    from active_selection.recommendation import paired_interval, verdict
+
+    worlds = [0.80, 0.86, 0.90, 0.84, 0.88]  # full annotation's NDCG@10 on five seeds' worlds
+    full = {("full", 1.0): worlds}
+    # top_p tracks full within 0.002 on every seed at 20%: it reaches full's quality there.
+    close = {("top_p", 0.2): [w - 0.002 + 0.001 * (i % 2) for i, w in enumerate(worlds)]}
+    said = verdict(results=_results({**full, **close}), current="iso_anchor")
+    assert said["kind"] == "reaches" and said["recommended"] == "top_p"
+    assert said["difference"]["low"] > -0.0086 and said["difference"]["seeds"] == 5
+    assert said["sentence"].startswith(
+        "Grade the top band of each modality reaches full annotation's quality at 20% of its "
+        "cost (paired difference -0.002 NDCG@10, 95% interval"
+    )
+    # The same mean difference, but noisy seed to seed: its interval reaches below 1% of full.
+    noisy = {("top_p", 0.2): [w + d for w, d in zip(worlds, [-0.05, 0.04, -0.03, 0.05, -0.02], strict=True)]}  # fmt: skip
+    said = verdict(results=_results({**full, **noisy}), current="top_p")
+    assert said["recommended"] == "" and said["kind"] in ("indistinguishable", "not_beaten")
+    # Noise never picks a winner: a mean ahead by 0.004 within a wide interval is no winner.
+    rivals = {
+        ("top_p", 0.1): [w - 0.05 for w in worlds],
+        ("random", 0.1): [w - 0.05 + d for w, d in zip(worlds, [0.03, -0.02, 0.01, -0.03, 0.03], strict=True)],
+    }  # fmt: skip
+    said = verdict(results=_results({**full, **rivals}), current="top_p")
+    assert said["kind"] == "indistinguishable" and said["recommended"] == ""
+    assert said["sentence"].startswith(
+        "No strategy is distinguishable from Grade the top band of each modality within the "
+        "noise of this project (5 seeds"
+    )
+    # One seed says nothing.
+    single = verdict(results=_results({("full", 1.0): [0.9], ("top_p", 0.2): [0.95]}))
+    assert single["kind"] == "one_seed" and single["recommended"] == ""
+    interval = paired_interval([0.01, 0.03])
+    assert interval["mean"] == pytest.approx(0.02)
+    assert interval["high"] - interval["low"] == pytest.approx(2 * 12.706 * 0.01414213 / 1.41421356)
+
+
+def test_the_time_budget_decides_the_seeds_and_the_card_says_how_long(db, project):
+    estimate = recommendation.simulation_estimate(project=project, minutes=10)
+    runs_per_seed = len(recommendation.STRATEGIES) * len(recommendation.BUDGETS)
+    assert estimate["seeds"] == max(5, int(600 // (runs_per_seed * 5.0)))
+    assert estimate["measured"] is False and estimate["expected_minutes"] >= 1
+    assert recommendation.simulation_estimate(project=project, minutes=1)["seeds"] == 5
+    assert recommendation.simulation_estimate(project=project, minutes=1)["over_budget"]
+    long = recommendation.simulation_estimate(project=project, minutes=240)
+    assert long["seeds"] == recommendation.MAX_SEEDS
+    # Once the project has a simulation of its own, its seconds per run are used.
+    SimulationReport.objects.create(
+        project=project, status="done", results={"seconds": 240.0}, runs_done=24, runs_total=24
+    )
+    measured = recommendation.simulation_estimate(project=project, minutes=10)
+    assert measured["measured"] and measured["seconds_per_run"] == 10.0
+    assert measured["seeds"] == 5 and measured["expected_minutes"] == 20

@@ -200,8 +200,19 @@ def test_lead_watches_a_simulation_move_then_applies_what_it_recommends(live_ser
     assert page.locator("#simulate-chart svg polyline.series").count() == 4
     assert "20%" in page.text_content("#simulate-verdict")
     page.screenshot(path=SCREENSHOTS / "lead-simulation.png", full_page=True)
+    assert "paired difference" in page.text_content("#simulate-verdict")
+    assert "range over seeds" in page.text_content("#simulate-table")
     apply = page.locator("#simulate button", has_text="Apply")
     apply.click()
+    # Apply asks first and says what will change; nothing changes before the lead confirms.
+    page.wait_for_selector("#simulate-confirm")
+    assert "The strategy changes from Grade random items to Iso-label anchor search." in (
+        page.text_content("#simulate-confirm")
+    )
+    project.refresh_from_db()
+    assert project.strategy == Strategy.RANDOM
+    page.screenshot(path=SCREENSHOTS / "lead-simulation-confirm.png", full_page=True)
+    page.locator("#simulate-confirm button", has_text="Yes, use").click()
     page.wait_for_load_state()
     page.wait_for_selector("#simulate")
     project.refresh_from_db()

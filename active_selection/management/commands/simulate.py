@@ -162,6 +162,10 @@ class Command(BaseCommand):
             else "Recommended: none (no strategy came within "
             f"{1 - simulator.NEAR_FULL:.0%} of full annotation's NDCG@10)."
         )
+        said = recommendation.verdict(
+            results=results, current=project.strategy if project is not None else None
+        )
+        self.stdout.write(f"Paired on the seeds: {said['sentence']}")
         if project is not None:
             report = recommendation.record_finished_simulation(
                 project=project, results=results, estimated=estimated

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from django.http import HttpResponseBadRequest
+from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
+
+from labeling.api_errors import BUSY_MESSAGE, RETRY_AFTER_SECONDS, is_database_busy
 
 log = logging.getLogger(__name__)
 
@@ -30,3 +32,27 @@ class AdminBadParametersMiddleware:
         return HttpResponseBadRequest(
             "The admin could not use this request's parameters. Go back and try other values."
         )
+
+
+class DatabaseBusyMiddleware:
+    """A page or API view that could not get the database's write lock in time (SQLite's busy
+    timeout) answers 503 with Retry-After, in JSON for API clients: never a 500, never the
+    debug page. The DRF views answer the same through labeling.api_errors."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not is_database_busy(exception):
+            return None
+        log.warning("database busy: %s %s: %s", request.method, request.path, exception)
+        wants_json = request.path.startswith("/api/") or "json" in request.headers.get("Accept", "")
+        if wants_json:
+            response = JsonResponse({"message": BUSY_MESSAGE, "extra": {"fields": {}}}, status=503)
+        else:
+            response = HttpResponse(BUSY_MESSAGE, status=503, content_type="text/plain")
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response

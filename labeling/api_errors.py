@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -16,7 +17,27 @@ def error_response(message: str, fields=None, *, status_code: int = 400) -> Resp
     return Response({"message": message, "extra": {"fields": fields or {}}}, status=status_code)
 
 
+# A request that could not get the database's write lock in time is answered 503 with this
+# Retry-After, never a 500: the client (the judging page, loadtest) asks again.
+RETRY_AFTER_SECONDS = 2
+BUSY_MESSAGE = "The database is busy right now; nothing was stored. Try again in a moment."
+_BUSY_MARKERS = ("database is locked", "database table is locked", "lock timeout")
+
+
+def is_database_busy(exc: BaseException) -> bool:
+    """SQLite's busy timeout ran out (or PostgreSQL's lock_timeout): a retry will do."""
+    return isinstance(exc, OperationalError) and any(m in str(exc).lower() for m in _BUSY_MARKERS)
+
+
+def busy_response() -> Response:
+    response = error_response(BUSY_MESSAGE, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 def exception_handler(exc, context):
+    if is_database_busy(exc):
+        return busy_response()
     if isinstance(exc, PagewiseError):
         return error_response(exc.message, exc.fields, status_code=exc.status_code)
     if isinstance(exc, DjangoValidationError):

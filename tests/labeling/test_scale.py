@@ -202,3 +202,43 @@ def test_twenty_concurrent_claimers_never_share_a_task_on_sqlite(project, make_u
 @pytest.mark.django_db(transaction=True)
 def test_twenty_concurrent_claimers_never_share_a_task_on_postgresql(project, make_user):
     assert_twenty_claimers_never_share_a_task(project, make_user)
+
+
+# --- a locked SQLite database is a 503 with Retry-After, never a 500 ---------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_that_cannot_get_the_write_lock_is_a_503_with_retry_after(
+    project, make_user, client
+):
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's file lock")
+    import sqlite3
+
+    annotator = make_user("ann", role=Role.ANNOTATOR, project=project)
+    lead = Client()
+    lead.force_login(make_user("lead", role=Role.LEAD, project=project))
+    make_page_task(project, items=2)
+    client.force_login(annotator)
+    connection.close()
+    connection.settings_dict["OPTIONS"] = {**connection.settings_dict["OPTIONS"], "timeout": 0.2}
+    holder = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        api = client.post(f"/api/projects/{project.slug}/tasks/next/")
+        page = lead.post(f"/projects/{project.slug}/settings/", {"name": "Renamed"})
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        connection.close()
+        connection.settings_dict["OPTIONS"] = {
+            **connection.settings_dict["OPTIONS"],
+            "timeout": 10,
+        }
+
+    assert api.status_code == 503 and api["Retry-After"] == "2"
+    assert api.json()["message"].startswith("The database is busy")
+    assert page.status_code == 503 and page["Retry-After"] == "2"
+    assert page.content.decode().startswith("The database is busy")  # not the debug page
+    after = client.post(f"/api/projects/{project.slug}/tasks/next/")
+    assert after.status_code == 200 and after.json()["task"] is not None

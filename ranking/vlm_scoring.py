@@ -27,7 +27,7 @@ from labeling.selectors import human_grades
 from labeling.services import recompute_upstream_ranks
 
 from .ml.encoders import resolve_device
-from .ml.vlm import VlmItem, VlmScorer, vlm_feature_columns
+from .ml.vlm import VlmItem, VlmScorer, files_signature, vlm_feature_columns
 from .models import ItemVlmScore, VlmScoringRun, from_bytes, to_bytes
 
 log = logging.getLogger(__name__)
@@ -54,22 +54,21 @@ def model_dir(*, project: Project) -> Path:
 
 
 @lru_cache(maxsize=2)
-def _load_scorer(path: str, grade_names: tuple[str, ...], device: str, batch_size: int, mtime):
+def _load_scorer(path: str, grade_names: tuple[str, ...], device: str, batch_size: int, files):
     return VlmScorer(path, grade_names=grade_names, device=device, batch_size=batch_size)
 
 
 def scorer_for(*, project: Project):
     """The project's VlmScorer, loaded once per process (per model directory and grade scale)."""
     path = model_dir(project=project)
-    config = path / "config.json"
-    # The config's mtime in the key: weights replaced in place are loaded again.
-    mtime = config.stat().st_mtime if config.exists() else 0
+    # The files' sizes and mtimes in the key: weights replaced in place are loaded again (and
+    # hashed again, so their scores are cached apart from the old weights').
     return _load_scorer(
         str(path),
         tuple(project.grade_names),
         str(resolve_device(settings.PAGEWISE_TORCH_DEVICE or None)),
         settings.PAGEWISE_VLM_BATCH_SIZE,
-        mtime,
+        files_signature(path),
     )
 
 

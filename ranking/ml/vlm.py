@@ -59,28 +59,41 @@ def _defuse(text: str) -> str:
     return text.replace(SLOT, SLOT[:-1]).strip()[:MAX_TEXT_CHARS]
 
 
-def _weights_identity(path: Path) -> str:
-    """A short digest of the config and the weight files (name, size, first and last MiB).
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+# What the processor reads besides the weights: tokenizer, chat template, image preprocessing.
+PROCESSOR_SUFFIXES = (".json", ".jinja", ".model", ".txt")
 
-    Hashing every byte of a 4 GB checkpoint would cost seconds on every load; the head and
-    tail of each shard plus its size change whenever the weights do in practice.
+
+def _weights_identity(path: Path) -> str:
+    """A short digest of every byte of the weight files and of the config and processor files.
+
+    Every byte, because a fine-tune that changes only the attention projections keeps each
+    shard's size, head and tail: a sampled digest would call it the same model and serve the
+    base model's cached scores. blake2b reads about 0.5-1 GB/s on one core, so a 2B model in
+    bf16 (4-5 GB) costs a few seconds once per load, beside the load itself.
     """
     weights = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
     if not weights:
         raise VlmError(f"no model weights (*.safetensors, *.bin) in {path}")
-    digest = hashlib.sha256()
-    for extra in ("config.json", "tokenizer.json", "chat_template.jinja"):
-        if (path / extra).exists():
-            digest.update((path / extra).read_bytes())
-    for weight in weights:
-        size = weight.stat().st_size
-        digest.update(f"{weight.name}:{size}".encode())
-        with open(weight, "rb") as handle:
-            digest.update(handle.read(1 << 20))
-            if size > 2 << 20:
-                handle.seek(size - (1 << 20))
-                digest.update(handle.read(1 << 20))
+    digest = hashlib.blake2b(digest_size=16)
+    others = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in PROCESSOR_SUFFIXES)
+    for file in [*others, *weights]:
+        digest.update(f"{file.name}:{file.stat().st_size}\x1f".encode())
+        with open(file, "rb") as handle:
+            digest.update(hashlib.file_digest(handle, "blake2b").digest())
     return digest.hexdigest()[:12]
+
+
+def files_signature(path: str | Path) -> tuple:
+    """(name, size, mtime_ns) of the model directory's files: changes whenever any file is
+    replaced in place, so a process holding a loaded scorer knows to load it again."""
+    path = Path(path)
+    return tuple(
+        (p.name, st.st_size, st.st_mtime_ns)
+        for p in sorted(path.iterdir())
+        if p.is_file() and p.suffix in WEIGHT_SUFFIXES + PROCESSOR_SUFFIXES
+        for st in [p.stat()]
+    )
 
 
 def _uses_multimodal_rope(config) -> bool:

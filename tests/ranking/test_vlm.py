@@ -1,5 +1,7 @@
 """The vision-language scorer on a tiny random LLaVA built locally and loaded like real weights."""
 
+import shutil
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -94,10 +96,58 @@ def test_a_missing_directory_is_refused_with_its_path(tmp_path):
         VlmScorer(tmp_path / "nowhere", grade_names=GRADES)
 
 
-def test_the_identity_names_weights_and_labels(tiny_vlm_path, scorer):
-    other = VlmScorer(tiny_vlm_path, grade_names=GRADES[:3], device="cpu")
-    assert other.identity != scorer.identity
-    assert other.version == scorer.version
+def _copy_model(source, target):
+    """A copy with fresh mtimes: the version must follow content, not file dates."""
+    target.mkdir()
+    for file in source.iterdir():
+        shutil.copyfile(file, target / file.name)
+    return target
+
+
+def _perturb_one_tensor(path):
+    """Rewrite the weights with one attention projection changed (same names, shapes, size)."""
+    from safetensors.torch import load_file, save_file
+
+    weights = path / "model.safetensors"
+    tensors = load_file(weights)
+    name = next(n for n in sorted(tensors) if n.endswith("q_proj.weight"))
+    tensors[name] = tensors[name] + 0.5
+    size = weights.stat().st_size
+    save_file(tensors, weights, metadata={"format": "pt"})
+    assert weights.stat().st_size == size
+    return name
+
+
+def test_the_identity_names_weights_and_labels(tiny_vlm_path, scorer, tmp_path):
+    copy = _copy_model(tiny_vlm_path, tmp_path / "copy")
+    same = VlmScorer(copy, grade_names=GRADES, device="cpu")
+    assert same.version == scorer.version, "the same bytes under other dates are the same model"
+    _perturb_one_tensor(copy)
+    tuned = VlmScorer(copy, grade_names=GRADES, device="cpu")
+    assert tuned.version != scorer.version and tuned.identity != same.identity
+    # The grade names are in every prompt, the labels are the tokens read: both key the cache.
+    fewer = VlmScorer(tiny_vlm_path, grade_names=GRADES[:3], device="cpu")
+    assert fewer.version == scorer.version and fewer.identity != scorer.identity
+    relabelled = VlmScorer(
+        tiny_vlm_path, grade_names=GRADES, labels=["4", "3", "2", "1", "0"], device="cpu"
+    )
+    assert relabelled.identity != scorer.identity
+
+
+def test_the_version_reads_every_byte_of_a_large_shard(tmp_path):
+    # A shard well past the first and last MiB, changed only in its middle (as a fine-tune of a
+    # few projections changes a real one): a sampled digest would call it the same model.
+    from ranking.ml.vlm import _weights_identity
+
+    data = bytearray(np.random.default_rng(0).integers(0, 256, 5 << 20, dtype=np.uint8))
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(data)
+    before = _weights_identity(tmp_path)
+    data[len(data) // 2] ^= 1
+    (tmp_path / "model.safetensors").write_bytes(data)
+    assert _weights_identity(tmp_path) != before
+    (tmp_path / "config.json").write_text('{"a": 1}')
+    assert len({before, _weights_identity(tmp_path)}) == 2
 
 
 def test_feature_columns_carry_expected_grade_distribution_and_a_flag():

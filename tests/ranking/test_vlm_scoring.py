@@ -74,6 +74,24 @@ def test_a_second_run_reads_only_what_changed(unscored_project):
     assert ItemVlmScore.objects.get(item=item).expected_grade != before
 
 
+def test_weights_replaced_in_place_are_scored_again_not_read_from_the_cache(
+    unscored_project, settings, tiny_vlm_path, tmp_path
+):
+    from tests.ranking.test_vlm import _copy_model, _perturb_one_tensor
+
+    settings.PAGEWISE_VLM_PATH = str(_copy_model(tiny_vlm_path, tmp_path / "model"))
+    first = vlm_scoring.score_items(project=unscored_project)
+    before = vlm_scoring.expected_grades(project=unscored_project)
+    _perturb_one_tensor(tmp_path / "model")
+    second = vlm_scoring.score_items(project=unscored_project)
+    assert second.status == "done", second.message
+    assert second.scorer != first.scorer
+    assert second.items_scored == 12, "new weights, so no score of the old ones is reused"
+    after = vlm_scoring.expected_grades(project=unscored_project)
+    assert after.keys() == before.keys()
+    assert any(abs(after[i] - before[i]) > 1e-6 for i in before)
+
+
 def test_listwise_mode_scores_pages_and_rescoring_follows_the_page(unscored_project):
     unscored_project.vlm_mode = "listwise"
     unscored_project.vlm_upstream = True

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "active_selection",
     "webhooks",
     "data_browser",
+    "review",
 ]
 
 MIDDLEWARE = [

@@ -33,6 +33,7 @@ urlpatterns = [
     path("", include("labeling.urls_accounts")),
     path("", include("data_browser.urls")),
     path("", include("labeling.urls_annotator")),
+    path("", include("review.urls")),
     path("", labeling_views.home, name="home"),
     path("accounts/login/", RateLimitedLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

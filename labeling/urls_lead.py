@@ -30,7 +30,6 @@ urlpatterns = [
         views_lead.dashboard_resolve,
         name="lead-dashboard-resolve",
     ),
-    path("projects/<slug:slug>/review/", views_lead.review_page, name="lead-review"),
     path("projects/<slug:slug>/exports/", views_lead.exports_page, name="exports"),
     path(
         "projects/<slug:slug>/exports/<str:format_name>/",

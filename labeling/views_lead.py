@@ -373,38 +373,6 @@ def dashboard_resolve(request, slug: str):
     return redirect("lead-dashboard", slug=project.slug)
 
 
-@login_required
-@require_http_methods(["GET", "POST"])
-def review_page(request, slug: str):
-    project = _project(request, slug, LEAD_ONLY)
-    if request.method == "POST":
-        try:
-            item_id = int(request.POST.get("item", ""))
-            grade = int(request.POST.get("grade", ""))
-        except ValueError:
-            messages.error(request, "Pick a grade for the item.")
-        else:
-            try:
-                dashboard.adjudicate(
-                    project=project, item_id=item_id, grade=grade, decided_by=request.user
-                )
-                messages.success(request, "Final grade saved; training uses it from now on.")
-            except errors.PagewiseError as exc:
-                messages.error(request, exc.message)
-        return redirect("lead-review", slug=project.slug)
-    rows = dashboard.disagreements(project=project)
-    for row in rows:
-        row["grade_counts"] = [
-            (grade, name, row["spread"].get(grade, 0))
-            for grade, name in enumerate(project.grade_names)
-        ]
-    return render(
-        request,
-        "labeling/lead/review.html",
-        _context(request, project, "review", rows=rows),
-    )
-
-
 # --- exports (data scientists and leads) ------------------------------------------------------
 
 

@@ -141,7 +141,7 @@ def test_lead_sees_dashboard_charts_and_scientist_downloads_qrels(
     assert page.locator("#annotators tbody tr").count() == 2
     page.screenshot(path=SCREENSHOTS / "lead-dashboard.png", full_page=True)
     page.goto(f"{live_server.url}/projects/demo/review/")
-    assert page.locator("#disagreements tbody tr").count() == 2
+    assert page.locator('.review-entry[data-kind="grades"]').count() == 2
     page.screenshot(path=SCREENSHOTS / "lead-review.png", full_page=True)
     page.goto(f"{live_server.url}/projects/demo/settings/")
     assert "Simulate before spending" in page.text_content("#simulate")

@@ -26,6 +26,8 @@ HTML = [
     ("guidelines", "get", None, {"lead": 200, "annotator": 200, "scientist": 200}),
     ("guidelines", "post", {"instructions": "Be kind."}, {"lead": 302, "annotator": 403, "scientist": 403}),
     ("my-judgments", "get", None, {"lead": 200, "annotator": 200, "scientist": 403}),
+    ("lead-review", "get", None, {"lead": 200, "annotator": 403, "scientist": 403}),
+    ("lead-review", "post", {"item": "1", "grade": "1"}, {"lead": 302, "annotator": 403, "scientist": 403}),
 ]  # fmt: skip
 # Reaching into the annotator's own judgment and skipped task: only the annotator may.
 OWN_API = [

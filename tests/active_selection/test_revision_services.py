@@ -55,8 +55,8 @@ def finish(project, annotator, truth) -> int:
 
 
 def assert_true_supervision(truth):
-    search = AnchorSearch.objects.get()
-    assert search.status == AnchorSearch.Status.DONE
+    # Every search of the query (each modality's tail is searched against the other's anchors).
+    assert not AnchorSearch.objects.exclude(status=AnchorSearch.Status.DONE).exists()
     pairs = PreferencePair.objects.filter(source__in=[PairSource.IMPLIED, PairSource.HUMAN])
     assert pairs.exists()
     for pair in pairs:
@@ -69,7 +69,8 @@ def test_revising_a_wrong_probe_answer_cancels_what_it_asked_next_and_goes_on_fr
     searching,
 ):
     project, truth, annotator = searching
-    probe = Task.objects.get(kind=TaskKind.COMPARE)
+    probe = Task.objects.filter(kind=TaskKind.COMPARE).order_by("pk").first()
+    searched = probe.probe.search
     # A wrong answer: the image is said to beat the anchor when it does not, or the reverse.
     outcome = (
         CompareOutcome.OTHER_BETTER
@@ -82,7 +83,9 @@ def test_revising_a_wrong_probe_answer_cancels_what_it_asked_next_and_goes_on_fr
     )  # fmt: skip
     Task.objects.filter(pk=probe.pk).update(status=TaskStatus.DONE)
     services.handle_judgment(judgment_id=wrong.pk)
-    asked_after_wrong = Task.objects.get(kind=TaskKind.COMPARE, status=TaskStatus.OPEN)
+    asked_after_wrong = Task.objects.get(
+        kind=TaskKind.COMPARE, status=TaskStatus.OPEN, probe__search=searched
+    )
     right = (
         CompareOutcome.EQUAL
         if truth[probe.anchor_id] == truth[probe.other_id]
@@ -91,14 +94,16 @@ def test_revising_a_wrong_probe_answer_cancels_what_it_asked_next_and_goes_on_fr
         else CompareOutcome.OTHER_BETTER
     )
     revise(wrong, right)
-    search = AnchorSearch.objects.get()
+    search = AnchorSearch.objects.get(pk=searched.pk)
     assert search.revisions == 1
     history = [a for anchor in search.state["anchors"] for a in anchor["history"]]
     assert [a["outcome"] for a in history] == [
         {"anchor_better": "anchor_better", "other_better": "b_better", "equal": "equal"}[right]
     ]
     assert Task.objects.get(pk=asked_after_wrong.pk).status == TaskStatus.CANCELLED
-    reasked = Task.objects.get(kind=TaskKind.COMPARE, status=TaskStatus.OPEN)
+    reasked = Task.objects.get(
+        kind=TaskKind.COMPARE, status=TaskStatus.OPEN, probe__search=searched
+    )
     assert reasked.dedupe_key.endswith(":r1")
     finish(project, annotator, truth)
     assert_true_supervision(truth)
@@ -111,7 +116,8 @@ def test_revising_an_answer_of_a_finished_search_reopens_it_and_rebuilds_its_pai
     pairs_before = set(PreferencePair.objects.values_list("better_id", "worse_id", "source"))
     first = Judgment.objects.filter(kind=TaskKind.COMPARE).order_by("pk").first()
     revision = revise(first, WRONG[first.outcome])
-    search = AnchorSearch.objects.get()
+    search = first.task.probe.search
+    search.refresh_from_db()
     assert search.revisions == 1
     # The wrong answer's consequences replace the truthful pairs: either the search asks again
     # (reopened) or it finished at once on the wrong evidence, with pairs that are not all true.

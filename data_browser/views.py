@@ -40,7 +40,8 @@ def _context(request, project: Project, **extra) -> dict:
 @require_GET
 def queries_page(request, slug: str):
     project = _reader_project(request, slug)
-    text = request.GET.get("q", "")[:200]
+    # NUL cannot be searched for (PostgreSQL's text refuses it), nor typed: drop it.
+    text = request.GET.get("q", "")[:200].replace("\x00", "")
     split = request.GET.get("split", "")
     status = request.GET.get("status", "")
     queries = browse.browse_queries(project=project, text=text, split=split, status=status)

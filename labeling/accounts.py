@@ -73,6 +73,10 @@ def create_project(*, creator, name: str, modalities: list[str], settings: dict)
     if not can_create_projects(creator):
         raise PagewiseError("You may not create projects.")
     name = (name or "").strip()
+    if any(ord(ch) < 32 for ch in name):
+        raise PagewiseError(
+            "A project name cannot hold control characters.", fields={"name": ["invalid"]}
+        )
     if not name or len(name) > 200:
         raise PagewiseError(
             "Give the project a name (up to 200 characters).", fields={"name": ["required"]}

@@ -73,6 +73,8 @@ def test_the_form_has_defaults_and_refuses_bad_input_with_reasons(client, users)
     assert response.status_code == 400 and "greater than or equal to 2" in response.content.decode()
     response = client.post(reverse("project-new"), {**NEW, "name": " "})
     assert response.status_code == 400 and "Give the project a name" in response.content.decode()
+    response = client.post(reverse("project-new"), {**NEW, "name": "a\x00b"})
+    assert response.status_code == 400 and "control characters" in response.content.decode()
     assert Project.objects.count() == 2
 
 

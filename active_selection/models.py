@@ -187,3 +187,23 @@ class SimulationReport(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in self.OPEN
+
+
+class CalibrationCheck(models.Model):
+    """A measurement of each modality's grade offset against the reference modality, from
+    cross-modal comparisons of gold items (active_selection.calibration_check)."""
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="calibration_checks"
+    )
+    reference_modality = models.CharField(max_length=32)
+    # {modality: {"offset", "low", "high", "n", "correction"}} (calibration.OffsetEstimate)
+    estimates = models.JSONField(default=dict)
+    comparisons = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"Calibration of {self.project} against {self.reference_modality}"

@@ -22,6 +22,11 @@ urlpatterns = [
         views_lead.simulation_apply,
         name="lead-simulation-apply",
     ),
+    path(
+        "projects/<slug:slug>/settings/calibration/",
+        views_lead.calibration_action,
+        name="lead-calibration",
+    ),
     path("projects/<slug:slug>/members/", views_lead.members_page, name="lead-members"),
     path("projects/<slug:slug>/import/", views_lead.import_page, name="lead-import"),
     path("projects/<slug:slug>/dashboard/", views_lead.dashboard_page, name="lead-dashboard"),

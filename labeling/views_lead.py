@@ -85,6 +85,7 @@ def _vlm_card(project: Project) -> dict:
 @login_required
 @require_http_methods(["GET", "POST"])
 def settings_page(request, slug: str):
+    from active_selection.calibration_check import calibration_card
     from active_selection.recommendation import settings_card
 
     from .api_lead import ProjectSettingsSerializer
@@ -133,6 +134,7 @@ def settings_page(request, slug: str):
             budget_policies=BudgetPolicy.choices, vlm_modes=VlmMode.choices,
             simulation=settings_card(project=project), vlm=_vlm_card(project),
             confirm_apply=request.GET.get("apply", ""),
+            calibration=calibration_card(project=project),
         ),
     )  # fmt: skip
 
@@ -178,6 +180,39 @@ def simulation_run(request, slug: str):
             f"{plan['expected_minutes']} minutes once a worker takes it.",
         )
     return _to_simulation(project)
+
+
+@login_required
+@require_POST
+def calibration_action(request, slug: str):
+    """Plan the calibration comparisons on gold items, or measure the offsets from the answers."""
+    from active_selection import calibration_check
+
+    project = _project(request, slug, LEAD_ONLY)
+    action = request.POST.get("action", "")
+    missing = calibration_check.nothing_to_measure(project)
+    if action not in ("plan", "measure"):
+        messages.error(request, "Unknown action: plan the comparisons or measure the offsets.")
+    elif missing:
+        messages.error(request, missing)
+    elif action == "plan":
+        created = calibration_check.plan_calibration(project=project)
+        if created:
+            messages.success(
+                request,
+                f"{created} calibration comparison{'s' if created != 1 else ''} planned; "
+                "annotators get them first.",
+            )
+        else:
+            messages.error(
+                request,
+                "No comparison was planned: every pair is planned already, or the budget left "
+                "pays for none.",
+            )
+    else:
+        calibration_check.measure_calibration(project=project)
+        messages.success(request, "Calibration measured from the answered comparisons.")
+    return redirect(reverse("lead-settings", args=[project.slug]) + "#calibration")
 
 
 @login_required

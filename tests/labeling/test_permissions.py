@@ -37,6 +37,7 @@ HTML_WRITES = [
     ("lead-import", {}),
     ("lead-review", {"item": "1", "grade": "1"}),
     ("lead-dashboard-resolve", {"action": "answer_again"}),
+    ("lead-calibration", {"action": "plan"}),
 ]
 API = [
     ("api-members", [], "get", None, {"lead": 200, "annotator": 403, "scientist": 403}),

@@ -254,28 +254,34 @@ def _candidate_queues(*, annotator, project: Project, now) -> tuple[QuerySet[Tas
     )
 
 
+def claim_statement(*, annotator, project: Project, now, expires) -> tuple[str, list]:
+    """PostgreSQL's one-statement claim: each sub-select locks the best row of its queue, skipping
+    rows another annotator's claim has locked this instant; the better of the two is leased."""
+    open_tasks, expired = _candidate_queues(annotator=annotator, project=project, now=now)
+    table = connection.ops.quote_name(Task._meta.db_table)
+    branches, params = [], []
+    for queue in (open_tasks, expired):
+        sql, branch_params = (
+            queue.values("id", "priority")[:1].query.get_compiler(connection=connection).as_sql()
+        )
+        branches.append(f"SELECT * FROM ({sql} FOR UPDATE SKIP LOCKED) AS q{len(branches)}")
+        params.extend(branch_params)
+    return (
+        f"UPDATE {table} SET status = %s, assignee_id = %s, lease_expires_at = %s "
+        f"WHERE id = (SELECT c.id FROM ({' UNION ALL '.join(branches)}) AS c "
+        f"ORDER BY c.priority DESC, c.id LIMIT 1) RETURNING id",
+        [TaskStatus.LEASED.value, annotator.pk, expires, *params],
+    )
+
+
 def _take_next(*, annotator, project: Project, now, expires) -> int | None:
     open_tasks, expired = _candidate_queues(annotator=annotator, project=project, now=now)
     if connection.vendor == "postgresql":
-        # One statement: each sub-select locks the best row of its queue, skipping rows another
-        # annotator's claim has locked this instant; the better of the two is leased.
-        table = connection.ops.quote_name(Task._meta.db_table)
-        branches, params = [], []
-        for queue in (open_tasks, expired):
-            sql, branch_params = (
-                queue.values("id", "priority")[:1]
-                .query.get_compiler(connection=connection)
-                .as_sql()
-            )
-            branches.append(f"SELECT * FROM ({sql} FOR UPDATE SKIP LOCKED) AS q{len(branches)}")
-            params.extend(branch_params)
+        sql, params = claim_statement(
+            annotator=annotator, project=project, now=now, expires=expires
+        )
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} SET status = %s, assignee_id = %s, lease_expires_at = %s "
-                f"WHERE id = (SELECT c.id FROM ({' UNION ALL '.join(branches)}) AS c "
-                f"ORDER BY c.priority DESC, c.id LIMIT 1) RETURNING id",
-                [TaskStatus.LEASED.value, annotator.pk, expires, *params],
-            )
+            cursor.execute(sql, params)
             row = cursor.fetchone()
         return row[0] if row else None
     # Elsewhere (SQLite): pick a candidate, then compare-and-set; the UPDATE only matches while

@@ -146,6 +146,9 @@ STORAGES = {
 PAGEWISE_MAX_IMPORT_BYTES = int(os.environ.get("PAGEWISE_MAX_IMPORT_BYTES", 512 * 1024 * 1024))
 # One line of an import's JSONL (refused with its number beyond this) and the lines of one file
 # (blank ones count): what bounds an import's memory and time whatever the file holds.
+# A training run renews its lease (RerankerVersion.heartbeat_at) every epoch; the sweep takes
+# over a version whose heartbeat is older than this.
+PAGEWISE_TRAINING_STALL_SECONDS = int(os.environ.get("PAGEWISE_TRAINING_STALL_SECONDS", 300))
 PAGEWISE_MAX_IMPORT_LINE_BYTES = int(os.environ.get("PAGEWISE_MAX_IMPORT_LINE_BYTES", 1024 * 1024))
 PAGEWISE_MAX_IMPORT_LINES = int(os.environ.get("PAGEWISE_MAX_IMPORT_LINES", 5_000_000))
 PAGEWISE_MAX_IMAGE_BYTES = int(os.environ.get("PAGEWISE_MAX_IMAGE_BYTES", 10 * 1024 * 1024))

@@ -177,7 +177,14 @@ def quality_by_cost(*, project: Project) -> dict[str, Any]:
         RerankerVersion.objects.filter(project=project)
         .order_by("number")
         .values(
-            "number", "status", "cost_spent", "gold_ndcg10", "labels_used", "created_at", "metrics"
+            "number",
+            "status",
+            "cost_spent",
+            "gold_ndcg10",
+            "labels_used",
+            "created_at",
+            "metrics",
+            "message",
         )
     )
     for version in versions:

@@ -73,6 +73,11 @@ class RerankerVersion(models.Model):
     )
     weights_path = models.CharField(max_length=400, blank=True)
     message = models.TextField(blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Last sign of life of the worker training this version (its lease on the row).",
+    )
 
     class Meta:
         ordering = ["project", "-number"]

@@ -399,7 +399,31 @@ def baseline_metrics(
 # --- versions ---------------------------------------------------------------------------------
 
 
-STALE_TRAINING_SECONDS = 3 * 3600
+def training_stalled(version: RerankerVersion, *, now=None) -> bool:
+    """A `training` version whose worker gave no heartbeat for PAGEWISE_TRAINING_STALL_SECONDS."""
+    last = version.heartbeat_at or version.created_at
+    now = now or timezone.now()
+    return (now - last).total_seconds() > settings.PAGEWISE_TRAINING_STALL_SECONDS
+
+
+def heartbeat(version: RerankerVersion) -> None:
+    """Renew the training lease: the sweep leaves a version with a recent heartbeat alone."""
+    version.heartbeat_at = timezone.now()  # kept in memory too: the version is saved at the end
+    RerankerVersion.objects.filter(pk=version.pk, status=RerankerVersion.Status.TRAINING).update(
+        heartbeat_at=version.heartbeat_at
+    )
+
+
+def _mark_stalled(version: RerankerVersion) -> None:
+    now = timezone.now()
+    last = version.heartbeat_at or version.created_at
+    version.status = RerankerVersion.Status.FAILED
+    version.finished_at = now
+    version.message = (
+        f"training stalled (no heartbeat since {last:%Y-%m-%d %H:%M:%S} UTC), "
+        f"restarted at {now:%Y-%m-%d %H:%M:%S} UTC"
+    )
+    version.save(update_fields=["status", "finished_at", "message"])
 
 
 def supervision_count(*, project: Project) -> dict[str, int]:
@@ -438,20 +462,19 @@ def _claim_training(project: Project, celery_task_id: str) -> RerankerVersion | 
             project=project, status=RerankerVersion.Status.TRAINING
         ).first()
         if running is not None:
-            age = (timezone.now() - running.created_at).total_seconds()
             if celery_task_id and running.celery_task_id == celery_task_id:
+                heartbeat(running)
                 return running  # the same Celery task, delivered again after its worker died
-            if age < STALE_TRAINING_SECONDS:
+            if not training_stalled(running):
                 return None
-            running.status = RerankerVersion.Status.FAILED
-            running.message = "abandoned: its worker stopped without finishing"
-            running.save(update_fields=["status", "message"])
+            _mark_stalled(running)
         number = (
             RerankerVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0
         ) + 1
         return RerankerVersion.objects.create(
-            project=project, number=number, celery_task_id=celery_task_id
-        )
+            project=project, number=number, celery_task_id=celery_task_id,
+            heartbeat_at=timezone.now(),
+        )  # fmt: skip
 
 
 def weights_path_for(version: RerankerVersion) -> Path:
@@ -515,6 +538,7 @@ def train_version(
                 config, train_pages, val_pages, weights=loss_weights, epochs=options.epochs,
                 lr=options.lr, batch_size=options.batch_size, patience=options.patience,
                 seed=seed, threads=threads, device=resolve_device(), verbose=verbose,
+                progress=lambda report: heartbeat(version),
             )  # fmt: skip
             if weight is not None:
                 tried[str(weight)] = candidate.val_metric
@@ -620,7 +644,20 @@ def maybe_queue_retrain(*, project: Project) -> bool:
         .first()
     )
     if latest is not None and latest.status == RerankerVersion.Status.TRAINING:
-        return False
+        if not training_stalled(latest):
+            return False
+        # Its worker died (no heartbeat for minutes): take the work over now rather than wait
+        # for the broker to redeliver the task (CELERY_VISIBILITY_TIMEOUT, an hour).
+        with transaction.atomic():
+            Project.objects.select_for_update().get(pk=project.pk)
+            latest.refresh_from_db()
+            if latest.status != RerankerVersion.Status.TRAINING or not training_stalled(latest):
+                return False
+            _mark_stalled(latest)
+        from . import tasks
+
+        transaction.on_commit(lambda: tasks.retrain_reranker.delay(project.pk))
+        return True
     if not ItemEmbedding.objects.filter(item__project=project).exists():
         return False
     used = latest.labels_used if latest else 0

@@ -177,3 +177,60 @@ class VlmScoringRun(models.Model):
 
     def __str__(self) -> str:
         return f"VLM run {self.pk} of project {self.project_id} ({self.status})"
+
+
+class VlmScorerVersion(models.Model):
+    """A fine-tune of the project's vision-language scorer: what it learnt from, its quality on
+    gold beside its base's, and whether it became the project's scorer (like reranker versions).
+    """
+
+    class Status(models.TextChoices):
+        TRAINING = "training", "Training"
+        ACTIVE = "active", "Active"
+        RETIRED = "retired", "Retired (a newer version is active)"
+        REJECTED = "rejected", "Rejected (worse on gold than the scorer it was tuned from)"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="vlm_versions")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.TRAINING)
+    model_name = models.CharField(
+        max_length=100, help_text="The fine-tuned model's directory under PAGEWISE_VLM_ROOT."
+    )
+    base_model = models.CharField(
+        max_length=200, blank=True, help_text="Identity of the scorer it was tuned from."
+    )
+    graded_items = models.PositiveIntegerField(default=0)
+    pairs = models.PositiveIntegerField(default=0)
+    steps_done = models.PositiveIntegerField(default=0)
+    steps_total = models.PositiveIntegerField(default=0)
+    gold_ndcg10 = models.FloatField(null=True, blank=True)
+    base_gold_ndcg10 = models.FloatField(null=True, blank=True)
+    training = models.JSONField(default=dict, blank=True, help_text="Epochs, lr, rank, losses.")
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["project", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="vlm_version_unique_number"),
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=Q(status="active"),
+                name="vlm_version_one_active_per_project",
+            ),
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=Q(status="training"),
+                name="vlm_version_one_training_per_project",
+            ),
+            models.CheckConstraint(
+                condition=Q(steps_done__lte=models.F("steps_total")),
+                name="vlm_version_steps_done_lte_total",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} scorer v{self.number} ({self.status})"

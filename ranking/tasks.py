@@ -5,7 +5,7 @@ from celery import shared_task
 from labeling.models import Project
 
 from . import services, vlm_scoring
-from .models import VlmScoringRun
+from .models import VlmScorerVersion, VlmScoringRun
 
 
 @shared_task(acks_late=True)
@@ -33,3 +33,14 @@ def score_project_with_vlm(project_id: int, run_id: int | None = None) -> int:
     if run is not None and run.status == VlmScoringRun.Status.DONE:
         return 0  # delivered again after it finished
     return vlm_scoring.score_items(project=project, run=run).items_scored
+
+
+@shared_task(bind=True, acks_late=True)
+def fine_tune_vlm(self, project_id: int, version_id: int) -> str | None:
+    """Fine-tune the project's vision-language scorer as version `version_id`; its status."""
+    version = VlmScorerVersion.objects.filter(pk=version_id, project_id=project_id).first()
+    if version is None:
+        return None
+    if version.status == VlmScorerVersion.Status.TRAINING and self.request.id:
+        VlmScorerVersion.objects.filter(pk=version.pk).update(celery_task_id=self.request.id)
+    return vlm_scoring.fine_tune_version(version=version).status

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import time
 from collections import defaultdict
 from functools import lru_cache
@@ -22,13 +21,14 @@ from django.utils import timezone
 from PIL import Image
 
 from active_selection.models import PairSource, PreferencePair
-from labeling.models import VLM_MODEL_NAME_PATTERN, Item, Project, Split, VlmMode
+from labeling.models import Item, Project, Split, VlmMode
 from labeling.selectors import human_grades
 from labeling.services import recompute_upstream_ranks
 
 from .ml.encoders import resolve_device
+from .ml.metrics import evaluate_pages
 from .ml.vlm import VlmItem, VlmScorer, files_signature, vlm_feature_columns
-from .models import ItemVlmScore, VlmScoringRun, from_bytes, to_bytes
+from .models import ItemVlmScore, VlmScorerVersion, VlmScoringRun, from_bytes, to_bytes
 
 log = logging.getLogger(__name__)
 
@@ -322,49 +322,178 @@ def latest_run(*, project: Project) -> VlmScoringRun | None:
     return VlmScoringRun.objects.filter(project=project).first()
 
 
-def fine_tune_project(
-    *, project: Project, name: str, epochs: int = 1, lr: float = 1e-4, rank: int = 8
-):
-    """LoRA-fine-tune the project's model on its human grades (training queries only, never
-    gold) and human preference pairs; write the merged model to PAGEWISE_VLM_ROOT/`name`.
+class FineTuneBusy(ValueError):
+    """A fine-tune of the project's scorer is already running."""
 
-    The project keeps its model until a lead names the new one (`vlm_model`), which swaps the
-    scorer in one settings save; scores of the new model are cached apart (its own identity).
-    """
-    # peft is imported only here: scoring never needs it.
-    from .ml.vlm_finetune import FineTuneRefused, GradeExample, PreferenceExample, fine_tune
 
-    if not re.fullmatch(VLM_MODEL_NAME_PATTERN, name):
-        raise FineTuneRefused(f"'{name}' is not a model directory name (letters, digits, . _ -)")
-    source = model_dir(project=project)
-    target = Path(settings.PAGEWISE_VLM_ROOT) / name
-    if target.resolve() == source.resolve():
-        raise FineTuneRefused("write the fine-tuned model under a new name, not over its base")
-    train_queries = list(project.queries.filter(split=Split.TRAIN).values_list("pk", flat=True))
-    labels = human_grades(query_ids=train_queries)
-    items = {
-        item.pk: item
-        for item in Item.objects.filter(project=project, pk__in=list(labels)).select_related(
-            "query"
+def create_fine_tune_version(
+    *, project: Project, epochs: int = 1, lr: float = 1e-4, rank: int = 8
+) -> VlmScorerVersion:
+    """The project's next scorer version, in training; it is trained by `fine_tune_version`.
+
+    Takes the project's row lock so two requests cannot both number a version; the database's
+    one-training-per-project constraint is the truth, this check gives the message."""
+    model_dir(project=project)  # VlmNotConfigured, with what to set
+    if epochs < 1 or rank < 1 or not lr > 0:
+        raise ValueError("epochs and rank must be at least 1, the learning rate above 0")
+    with transaction.atomic():
+        Project.objects.select_for_update().get(pk=project.pk)
+        running = VlmScorerVersion.objects.filter(
+            project=project, status=VlmScorerVersion.Status.TRAINING
+        ).first()
+        if running is not None:
+            raise FineTuneBusy(f"scorer v{running.number} is still being fine-tuned")
+        last = VlmScorerVersion.objects.filter(project=project).first()
+        number = (last.number if last else 0) + 1
+        return VlmScorerVersion.objects.create(
+            project=project,
+            number=number,
+            model_name=f"project-{project.pk}-vlm-v{number}",
+            training={"epochs": epochs, "lr": lr, "rank": rank},
         )
-    }
-    pairs = list(
-        PreferencePair.objects.filter(
-            project=project, source=PairSource.HUMAN, query_id__in=train_queries
-        ).select_related("query", "better", "worse")
+
+
+def queue_fine_tune(
+    *, project: Project, epochs: int = 1, lr: float = 1e-4, rank: int = 8
+) -> VlmScorerVersion:
+    """Create the next scorer version and fine-tune it in a worker after the commit."""
+    from . import tasks
+
+    version = create_fine_tune_version(project=project, epochs=epochs, lr=lr, rank=rank)
+    transaction.on_commit(lambda: tasks.fine_tune_vlm.delay(project.pk, version.pk))
+    return version
+
+
+def _gold_ndcg10(project: Project, scorer) -> float | None:
+    """NDCG@10 of the scorer's expected grade (pointwise) on the gold queries' gold grades;
+    None when the project has no gold grades."""
+    items = list(
+        Item.objects.filter(
+            project=project, query__split=Split.GOLD, gold_grade__isnull=False
+        ).select_related("query")
     )
-    scorer = VlmScorer(
-        source,
-        grade_names=project.grade_names,
-        device=resolve_device(settings.PAGEWISE_TORCH_DEVICE or None),
-        batch_size=settings.PAGEWISE_VLM_BATCH_SIZE,
-    )
-    return fine_tune(
-        scorer,
-        [GradeExample(items[i].query.text, _vlm_item(items[i]), g) for i, g in labels.items()],
-        [PreferenceExample(p.query.text, _vlm_item(p.better), _vlm_item(p.worse)) for p in pairs],
-        out_dir=target,
-        epochs=epochs,
-        lr=lr,
-        rank=rank,
-    )
+    if not items:
+        return None
+    by_query: dict[int, list[Item]] = defaultdict(list)
+    for item in items:
+        by_query[item.query_id].append(item)
+    modalities = {name: index for index, name in enumerate(project.modalities)}
+    scores, grades, mods = [], [], []
+    for group in by_query.values():
+        result = scorer.score(group[0].query.text, [_vlm_item(item) for item in group])
+        scores.append(result.expected.astype(np.float64))
+        grades.append(np.array([item.gold_grade for item in group]))
+        mods.append(np.array([modalities.get(item.modality, 0) for item in group]))
+    return float(evaluate_pages(scores, grades, mods)["ndcg@10"])
+
+
+def fine_tune_version(*, version: VlmScorerVersion) -> VlmScorerVersion:
+    """LoRA-fine-tune the project's current scorer on its human grades (training queries only,
+    never gold) and human preference pairs, write the merged model to PAGEWISE_VLM_ROOT/
+    `model_name`, measure both scorers on gold and activate the new one only when it is not
+    worse there (see `_finish_fine_tune`). Safe to run twice: a finished version is returned."""
+    # peft is imported only here: scoring never needs it.
+    from .ml import vlm_finetune
+    from .ml.vlm_finetune import GradeExample, PreferenceExample, fine_tune
+
+    if version.status != VlmScorerVersion.Status.TRAINING:
+        return version
+    project = version.project
+    started = time.perf_counter()
+    try:
+        source = model_dir(project=project)
+        train_queries = list(project.queries.filter(split=Split.TRAIN).values_list("pk", flat=True))
+        labels = human_grades(query_ids=train_queries)
+        items = {
+            item.pk: item
+            for item in Item.objects.filter(project=project, pk__in=list(labels)).select_related(
+                "query"
+            )
+        }
+        pairs = list(
+            PreferencePair.objects.filter(
+                project=project, source=PairSource.HUMAN, query_id__in=train_queries
+            ).select_related("query", "better", "worse")
+        )
+        scorer = VlmScorer(
+            source,
+            grade_names=project.grade_names,
+            device=resolve_device(settings.PAGEWISE_TORCH_DEVICE or None),
+            batch_size=settings.PAGEWISE_VLM_BATCH_SIZE,
+        )
+        version.base_model = scorer.identity[:200]
+        version.graded_items, version.pairs = len(labels), len(pairs)
+        version.save(update_fields=["base_model", "graded_items", "pairs"])
+        base_gold = _gold_ndcg10(project, scorer)
+
+        def progress(done: int, total: int) -> None:
+            VlmScorerVersion.objects.filter(pk=version.pk).update(
+                steps_done=done, steps_total=total
+            )
+
+        options = version.training
+        result = fine_tune(
+            scorer,
+            [GradeExample(items[i].query.text, _vlm_item(items[i]), g) for i, g in labels.items()],
+            [
+                PreferenceExample(p.query.text, _vlm_item(p.better), _vlm_item(p.worse))
+                for p in pairs
+            ],
+            out_dir=Path(settings.PAGEWISE_VLM_ROOT) / version.model_name,
+            epochs=int(options.get("epochs", 1)),
+            lr=float(options.get("lr", 1e-4)),
+            rank=int(options.get("rank", 8)),
+            progress=progress,
+            max_cpu_parameters=vlm_finetune.MAX_CPU_PARAMETERS,
+        )
+        version.refresh_from_db(fields=["steps_done", "steps_total"])
+        version.base_gold_ndcg10 = base_gold
+        version.gold_ndcg10 = _gold_ndcg10(project, scorer)
+        version.training = {
+            **options,
+            "steps": result.steps,
+            "losses": result.losses,
+            "parameters_trained": result.parameters_trained,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+    except Exception as exc:  # noqa: BLE001 - the version records any failure with its reason
+        log.exception("fine-tuning scorer v%s of project %s failed", version.number, project.pk)
+        version.status = VlmScorerVersion.Status.FAILED
+        version.message = str(exc)[:2000]
+        version.finished_at = timezone.now()
+        version.save()
+        return version
+    _finish_fine_tune(version)
+    return version
+
+
+def _finish_fine_tune(version: VlmScorerVersion) -> None:
+    """Under the project's row lock: activate the version (retire the active one, point the
+    project's `vlm_model` at it, rescore after the commit) when its gold NDCG@10 is not below
+    the scorer it was tuned from; otherwise reject it and keep the project's scorer."""
+    with transaction.atomic():
+        project = Project.objects.select_for_update().get(pk=version.project_id)
+        is_better = (
+            version.base_gold_ndcg10 is None
+            or version.gold_ndcg10 is None
+            or version.gold_ndcg10 >= version.base_gold_ndcg10 - 1e-9
+        )
+        version.finished_at = timezone.now()
+        if not is_better:
+            version.status = VlmScorerVersion.Status.REJECTED
+            version.message = (
+                f"gold NDCG@10 {version.gold_ndcg10:.4f} < {version.base_gold_ndcg10:.4f} of the "
+                "scorer it was tuned from; the project keeps that scorer"
+            )
+            version.save()
+            return
+        VlmScorerVersion.objects.filter(
+            project=project, status=VlmScorerVersion.Status.ACTIVE
+        ).update(status=VlmScorerVersion.Status.RETIRED)
+        version.status = VlmScorerVersion.Status.ACTIVE
+        if version.gold_ndcg10 is None:
+            version.message = "activated without a gold measurement: the project has no gold"
+        version.save()
+        project.vlm_model = version.model_name
+        project.save(update_fields=["vlm_model"])
+        queue_scoring(project=project)

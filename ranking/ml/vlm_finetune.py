@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,10 +81,12 @@ def fine_tune(
     seed: int = 0,
     target_modules: Sequence[str] = DEFAULT_TARGET_MODULES,
     max_cpu_parameters: int = MAX_CPU_PARAMETERS,
+    progress: Callable[[int, int], None] | None = None,
 ) -> FineTuneResult:
     """Train LoRA adapters on `grades` (cross-entropy on the label token), then on `pairs`
     (hinge on the expected grades, `margin` apart), merge them and write the model and its
-    processor to `out_dir` (replaced atomically). The scorer keeps the merged weights."""
+    processor to `out_dir` (replaced atomically). The scorer keeps the merged weights.
+    `progress(steps_done, steps_total)` is called after every optimiser step."""
     from peft import LoraConfig, get_peft_model
 
     if not grades and not pairs:
@@ -110,6 +112,7 @@ def fine_tune(
     result = FineTuneResult(path=out_dir, steps=0, parameters_trained=trained)
     # Eval mode (no dropout) with gradients: the same forward pass the scorer serves with.
     model.eval()
+    total_steps = epochs * (-(-len(grades) // batch_size) + -(-len(pairs) // batch_size))
     for _ in range(epochs):
         total, batches = 0.0, 0
         # UniRank's order: the grade token first, then preference alignment.
@@ -121,6 +124,8 @@ def fine_tune(
             loss = F.cross_entropy(logits.float(), target)
             total += _step(optimizer, loss)
             batches += 1
+            if progress is not None:
+                progress(result.steps + batches, total_steps)
         pair_order = rng.permutation(len(pairs))
         for start in range(0, len(pairs), batch_size):
             chunk = [pairs[i] for i in pair_order[start : start + batch_size]]
@@ -131,6 +136,8 @@ def fine_tune(
             loss = pair_weight * F.relu(margin - gap).mean()
             total += _step(optimizer, loss)
             batches += 1
+            if progress is not None:
+                progress(result.steps + batches, total_steps)
         result.losses.append(total / max(batches, 1))
         result.steps += batches
     scorer.model = model.merge_and_unload().eval()

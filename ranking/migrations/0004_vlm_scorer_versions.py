@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('labeling', '0011_project_overlap_comparisons'),
-        ('ranking', '0002_vlm_scores'),
+        ('ranking', '0003_version_heartbeat'),
     ]
 
     operations = [

@@ -27,7 +27,11 @@ from django.test.utils import override_settings
 from rest_framework.authtoken.models import Token
 
 from active_selection.services import create_page_tasks
-from labeling.benchmarks import generated_records, refresh_planner_statistics
+from labeling.benchmarks import (
+    bulk_queries_and_items,
+    generated_records,
+    refresh_planner_statistics,
+)
 from labeling.imports import import_project_file
 from labeling.models import Judgment, Membership, Project, Role, Task
 from labeling.money import exact_sum
@@ -36,6 +40,7 @@ from labeling.selectors import budget_status
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 MAX_ANNOTATORS = 200
 MAX_SECONDS = 600
+MAX_TASKS = 1_000_000
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -74,6 +79,11 @@ class Annotator(threading.Thread):
     def run(self) -> None:
         self.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
         next_ms, submit_ms, acked, errors, abandoned, retried = [], [], [], 0, 0, 0
+        statuses: dict[str, int] = {}  # every answer that was not a success, by HTTP status
+
+        def failed(status) -> None:
+            statuses[str(status)] = statuses.get(str(status), 0) + 1
+
         unanswered = []  # submits sent whose answer never came (a killed server cut it)
         while time.monotonic() < self.deadline:
             body = None
@@ -83,6 +93,8 @@ class Annotator(threading.Thread):
                 task = payload.get("task") if status == 200 else None
                 if task is None:
                     errors += status != 200
+                    if status != 200:
+                        failed(status)
                     time.sleep(0.2)
                     continue
                 if self.rng.random() < 0.01:  # walks away mid-task: the lease expires on its own
@@ -102,12 +114,16 @@ class Annotator(threading.Thread):
                         submit_ms.append(ms)
                         retried += 1
                         errors += again not in (200, 201)
+                        if again not in (200, 201):
+                            failed(again)
                 else:
                     errors += 1
+                    failed(status)
             except (OSError, http.client.HTTPException, ValueError):
                 if body is not None and not (acked and acked[-1][0] == body["client_uuid"]):
                     unanswered.append((body["client_uuid"], task["id"], len(task["items"])))
                 errors += 1
+                failed("no answer")
                 self.conn.close()
                 self.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
         with self.lock:
@@ -116,6 +132,9 @@ class Annotator(threading.Thread):
             self.results["acked"] += acked
             self.results["unanswered"] += unanswered
             self.results["errors"] += errors
+            for status, n in statuses.items():
+                by_status = self.results.setdefault("errors_by_status", {})
+                by_status[status] = by_status.get(status, 0) + n
             self.results["abandoned"] += abandoned
             self.results["retried"] += retried
 
@@ -130,9 +149,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--queries", type=int, default=3000, help="pages of work created for the run"
         )
+        parser.add_argument(
+            "--tasks",
+            type=int,
+            default=None,
+            help="instead of --queries: this many one-item tasks (one text item per query, "
+            "strategy full, page_size 2: one task is one grade), bulk-inserted",
+        )
         parser.add_argument("--json", dest="json_path", type=Path)
 
-    def handle(self, *args, annotators, seconds, url, queries, json_path, **options):
+    def handle(self, *args, annotators, seconds, url, queries, tasks, json_path, **options):
         target = urlparse(url)
         if target.hostname not in LOOPBACK:
             raise CommandError(
@@ -140,7 +166,13 @@ class Command(BaseCommand):
             )
         if not 1 <= annotators <= MAX_ANNOTATORS or not 0 < seconds <= MAX_SECONDS:
             raise CommandError(f"--annotators 1..{MAX_ANNOTATORS}, --seconds up to {MAX_SECONDS}.")
-        project = self.make_project(annotators, queries)
+        if tasks is not None and not 1 <= tasks <= MAX_TASKS:
+            raise CommandError(f"--tasks 1..{MAX_TASKS}.")
+        project = (
+            self.make_project(annotators, queries)
+            if tasks is None
+            else self.make_one_item_tasks(tasks)
+        )
         tokens = self.make_annotators(project, annotators)
         results = {
             "next_ms": [],
@@ -202,6 +234,17 @@ class Command(BaseCommand):
         refresh_planner_statistics()
         return project
 
+    def make_one_item_tasks(self, tasks: int) -> Project:
+        """The side-by-side workload: `tasks` queries of one text item, each page one task."""
+        project = Project.objects.create(
+            slug=f"loadtest-{int(time.time())}", name="Load test (one-item tasks)",
+            modalities=["text"], strategy="full", page_size=2, budget=Decimal("100000000"),
+        )  # fmt: skip
+        bulk_queries_and_items(project=project, items=tasks, items_per_query=1)
+        create_page_tasks(project=project)
+        refresh_planner_statistics()
+        return project
+
     def make_annotators(self, project: Project, count: int) -> list[str]:
         users = get_user_model().objects.bulk_create(
             [get_user_model()(username=f"{project.slug}-a{i}") for i in range(count)]
@@ -250,6 +293,7 @@ class Command(BaseCommand):
             "retried_submits": results["retried"],
             "abandoned_leases": results["abandoned"],
             "errors": results["errors"],
+            "errors_by_status": results.get("errors_by_status", {}),
             "stored_without_answer": len(late),
             "project": project.slug,
         }

@@ -1,5 +1,7 @@
 """LoRA fine-tuning of the vision-language scorer on a project's labels, after UniRank: cross-
-entropy on the grade label token, then a pairwise preference term on the expected grades.
+entropy on the grade label token, then a pairwise preference term on the expected grades, over
+the human preference pairs and the hard negatives mined from the graded items (the pairs of a
+query the model, as tuned so far, orders worst).
 
 GPU only, except for test-sized models. The adapters are merged into the weights and the whole
 model is written to a new directory atomically, so a scorer version is just a model directory.
@@ -10,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +68,53 @@ def _check_device(scorer: VlmScorer, max_cpu_parameters: int) -> int:
     return parameters
 
 
+def _graded_pairs_per_query(grades: Sequence[GradeExample]) -> dict[str, list[tuple[int, int]]]:
+    """Indices (better, worse) of every pair of one query's graded items with different grades."""
+    by_query: dict[str, list[int]] = defaultdict(list)
+    for index, example in enumerate(grades):
+        by_query[example.query].append(index)
+    return {
+        query: [
+            (a, b) if grades[a].grade > grades[b].grade else (b, a)
+            for i, a in enumerate(indices)
+            for b in indices[i + 1 :]
+            if grades[a].grade != grades[b].grade
+        ]
+        for query, indices in by_query.items()
+    }
+
+
+def hard_negative_count(grades: Sequence[GradeExample], per_query: int) -> int:
+    """How many pairs `hard_negative_pairs` returns for these grades."""
+    return sum(min(per_query, len(p)) for p in _graded_pairs_per_query(grades).values())
+
+
+def hard_negative_pairs(
+    scorer: VlmScorer, grades: Sequence[GradeExample], *, per_query: int, batch_size: int = 8
+) -> list[PreferenceExample]:
+    """UniRank's hard negatives: for each query, the `per_query` pairs of graded items (higher
+    grade first) with the smallest margin in the scorer's expected grade — the pairs it gets
+    wrong, or only just right. Scored without gradients; ties keep the items' order."""
+    pairs_per_query = _graded_pairs_per_query(grades)
+    if per_query <= 0 or not any(pairs_per_query.values()):
+        return []
+    values = torch.arange(len(scorer.labels), dtype=torch.float32, device=scorer.device)
+    expected = []
+    with torch.no_grad():
+        for start in range(0, len(grades), batch_size):
+            chunk = grades[start : start + batch_size]
+            logits = scorer.label_logits([g.query for g in chunk], [g.item for g in chunk])
+            expected.extend((logits.float().softmax(-1) @ values).tolist())
+    mined = []
+    for pairs in pairs_per_query.values():
+        hardest = sorted(pairs, key=lambda pair: expected[pair[0]] - expected[pair[1]])
+        mined.extend(
+            PreferenceExample(grades[a].query, grades[a].item, grades[b].item)
+            for a, b in hardest[:per_query]
+        )
+    return mined
+
+
 def fine_tune(
     scorer: VlmScorer,
     grades: Sequence[GradeExample],
@@ -77,14 +127,17 @@ def fine_tune(
     alpha: int = 16,
     pair_weight: float = 1.0,
     margin: float = 0.5,
+    hard_negatives_per_query: int = 4,
     batch_size: int | None = None,
     seed: int = 0,
     target_modules: Sequence[str] = DEFAULT_TARGET_MODULES,
     max_cpu_parameters: int = MAX_CPU_PARAMETERS,
     progress: Callable[[int, int], None] | None = None,
 ) -> FineTuneResult:
-    """Train LoRA adapters on `grades` (cross-entropy on the label token), then on `pairs`
-    (hinge on the expected grades, `margin` apart), merge them and write the model and its
+    """Train LoRA adapters on `grades` (cross-entropy on the label token), then on `pairs` and
+    the `hard_negatives_per_query` hardest graded pairs of each query, mined anew every epoch
+    after the grade step (hinge on the expected grades, `margin` apart), merge them and write
+    the model and its
     processor to `out_dir` (replaced atomically). The scorer keeps the merged weights.
     `progress(steps_done, steps_total)` is called after every optimiser step."""
     from peft import LoraConfig, get_peft_model
@@ -112,7 +165,8 @@ def fine_tune(
     result = FineTuneResult(path=out_dir, steps=0, parameters_trained=trained)
     # Eval mode (no dropout) with gradients: the same forward pass the scorer serves with.
     model.eval()
-    total_steps = epochs * (-(-len(grades) // batch_size) + -(-len(pairs) // batch_size))
+    pair_count = len(pairs) + hard_negative_count(grades, hard_negatives_per_query)
+    total_steps = epochs * (-(-len(grades) // batch_size) + -(-pair_count // batch_size))
     for _ in range(epochs):
         total, batches = 0.0, 0
         # UniRank's order: the grade token first, then preference alignment.
@@ -126,9 +180,12 @@ def fine_tune(
             batches += 1
             if progress is not None:
                 progress(result.steps + batches, total_steps)
-        pair_order = rng.permutation(len(pairs))
-        for start in range(0, len(pairs), batch_size):
-            chunk = [pairs[i] for i in pair_order[start : start + batch_size]]
+        epoch_pairs = list(pairs) + hard_negative_pairs(
+            scorer, grades, per_query=hard_negatives_per_query, batch_size=batch_size
+        )
+        pair_order = rng.permutation(len(epoch_pairs))
+        for start in range(0, len(epoch_pairs), batch_size):
+            chunk = [epoch_pairs[i] for i in pair_order[start : start + batch_size]]
             queries = [p.query for p in chunk]
             better = scorer.label_logits(queries, [p.better for p in chunk]).float()
             worse = scorer.label_logits(queries, [p.worse for p in chunk]).float()

@@ -7,7 +7,13 @@ import pytest
 from PIL import Image
 
 from ranking.ml.vlm import VlmItem, VlmScorer
-from ranking.ml.vlm_finetune import FineTuneRefused, GradeExample, PreferenceExample, fine_tune
+from ranking.ml.vlm_finetune import (
+    FineTuneRefused,
+    GradeExample,
+    PreferenceExample,
+    fine_tune,
+    hard_negative_pairs,
+)
 
 GRADES = ["not relevant", "somewhat relevant", "relevant", "highly relevant", "perfect"]
 
@@ -32,7 +38,8 @@ def test_fine_tuning_moves_grades_towards_the_labels_and_saves_a_loadable_model(
         scorer, grades, pairs, out_dir=tmp_path / "tuned", epochs=15, lr=3e-2, rank=4
     )
     after = scorer.score("red cat", relevant + irrelevant).expected
-    assert result.steps == 15 * 2 and result.parameters_trained > 0
+    # Per epoch: one batch of 4 grades; the human pair and 4 hard negatives in two batches.
+    assert result.steps == 15 * (1 + 2) and result.parameters_trained > 0
     assert result.losses[-1] < result.losses[0]
     assert after[:2].mean() - after[2:].mean() > before[:2].mean() - before[2:].mean() + 0.5
     # The merged model is an ordinary model directory: loaded as users load one, same scores.
@@ -40,6 +47,30 @@ def test_fine_tuning_moves_grades_towards_the_labels_and_saves_a_loadable_model(
     np.testing.assert_allclose(reloaded, after, atol=1e-4)
     assert not (tmp_path / "tuned" / "adapter_config.json").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["tuned"], "no temporary directory left"
+
+
+def test_hard_negatives_are_each_query_s_pairs_the_scorer_orders_worst(tiny_vlm_path):
+    scorer = _scorer(tiny_vlm_path)
+    items = [VlmItem(text=t) for t in ["red cat", "cat photo", "green river", "the city", "a dog"]]
+    grades = [
+        GradeExample("red cat", item, g) for item, g in zip(items, [4, 3, 3, 1, 0], strict=True)
+    ]
+    grades.append(GradeExample("dog", VlmItem(text="a dog"), 2))  # a query without a pair
+    expected = scorer.score("red cat", items).expected
+    mined = hard_negative_pairs(scorer, grades, per_query=3)
+    assert len(mined) == 3 and all(p.query == "red cat" for p in mined)
+    grade_of = {g.item.text: g.grade for g in grades if g.query == "red cat"}
+    score_of = dict(zip([i.text for i in items], expected, strict=True))
+    assert all(grade_of[p.better.text] > grade_of[p.worse.text] for p in mined)
+    margins = sorted(
+        score_of[a.text] - score_of[b.text]
+        for a in items
+        for b in items
+        if grade_of[a.text] > grade_of[b.text]
+    )
+    mined_margins = sorted(score_of[p.better.text] - score_of[p.worse.text] for p in mined)
+    np.testing.assert_allclose(mined_margins, margins[:3], atol=1e-5)
+    assert hard_negative_pairs(scorer, grades, per_query=0) == []
 
 
 def test_a_model_too_large_for_a_cpu_is_refused_with_the_reason(tiny_vlm_path, tmp_path):

@@ -37,15 +37,20 @@ from labeling.models import (
 from labeling.overlap import required_for
 from labeling.selectors import budget_status
 from labeling.signals import announce, search_finished
-from ranking.services import maybe_queue_retrain
+from ranking.services import grade_calibration, maybe_queue_retrain
 
 from . import search as pure
 from .models import AnchorSearch, ImpliedGrade, PairSource, PreferencePair, ProbeTask
 from .strategies import (
+    CALIBRATION_MIN_COMPARISONS,
+    CALIBRATION_PRIORITY,
+    CALIBRATION_WIDTH,
     PAGE_PRIORITY,
     REASK_PRIORITY,
     REST_PRIORITY,
     QueryItems,
+    calibration_share,
+    choose_calibration_pair,
     interleave,
     plan_pages,
     search_priority,
@@ -267,12 +272,16 @@ def project_search_share(*, project: Project) -> float:
 def page_allowance(*, project: Project) -> Decimal | None:
     """What pages may still commit under the project's budget policy; None: all that is left.
 
+    A strategy that calibrates (iso_anchor, top_p_cal) keeps `strategies.CALIBRATION_SHARE` of the
+    budget from its pages for calibration comparisons, whatever the policy.
+
     `per_query` (iso_anchor only) keeps the expected cost of each planned query's searches back
     from its pages (strategies.search_share), so the budget buys whole queries. Once no page and
     no search is open any more, nothing is left for the reserve to pay: what remains buys more
     pages, and their searches.
     """
-    share = project_search_share(project=project)
+    calibration = calibration_share(project.strategy, modalities=len(project.modalities))
+    share = 1.0 - (1.0 - project_search_share(project=project)) * (1.0 - calibration)
     if not share:
         return None
     settled = (
@@ -301,6 +310,96 @@ def page_allowance(*, project: Project) -> Decimal | None:
 
 def human_grades(*, query: Query) -> dict[int, int]:
     return labeling_selectors.human_grades(query_ids=[query.pk])
+
+
+# --- calibration ----------------------------------------------------------------------------
+
+CALIBRATION_KEY = "calibrate:"
+
+
+def calibration_held(*, project: Project) -> Decimal:
+    """What the calibration comparisons still hold of their reserve while one is open: searches
+    wait for it, so the offsets are measured first (`resume_searches` restarts them after)."""
+    share = calibration_share(project.strategy, modalities=len(project.modalities))
+    if not share:
+        return Decimal("0")
+    asked = Task.objects.filter(project=project, dedupe_key__startswith=CALIBRATION_KEY).exclude(
+        status=TaskStatus.CANCELLED
+    )
+    if not asked.filter(status__in=[TaskStatus.OPEN, TaskStatus.LEASED]).exists():
+        return Decimal("0")
+    reserve = (project.budget * Decimal(str(share))).quantize(Decimal("0.01"))
+    # The open calibration task is reserved by budget_status already; hold the rest.
+    return max(reserve - asked.count() * project.compare_cost, Decimal("0"))
+
+
+def resume_searches(*, project: Project) -> int:
+    """Advance every open search with no probe outstanding (those that waited for calibration)."""
+    resumed = 0
+    for search_id in AnchorSearch.objects.filter(
+        project=project, status=AnchorSearch.Status.OPEN
+    ).values_list("pk", flat=True):
+        resumed += advance_search(search_id=search_id) is not None
+    return resumed
+
+
+def create_calibration_task(*, project: Project) -> Task | None:
+    """Ask the next calibration comparison, one at a time (the next depends on what this one says).
+
+    For strategies that calibrate: while the reserve (`strategies.calibration_share` of the
+    budget) pays and some modality's offset is not settled, compare a graded reference item with a
+    graded item of the modality whose offset is least certain (widest interval). Takes a row lock
+    on the project, so two workers create one task.
+    """
+    share = calibration_share(project.strategy, modalities=len(project.modalities))
+    if not share or project.compare_cost <= 0:
+        return None
+    with transaction.atomic():
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        asked = Task.objects.filter(project=project, dedupe_key__startswith=CALIBRATION_KEY)
+        if asked.filter(status__in=[TaskStatus.OPEN, TaskStatus.LEASED]).exists():
+            return None
+        count = asked.exclude(status=TaskStatus.CANCELLED).count()
+        if (count + 1) * project.compare_cost > project.budget * Decimal(str(share)):
+            return None
+        if budget_status(project=project)["left"] < project.compare_cost:
+            return None
+        estimates = grade_calibration(project=project)
+        open_modalities = sorted(
+            (
+                (-(e.high - e.low), e.n, project.modalities.index(m), m)
+                for m, e in estimates.items()
+                if e.n < CALIBRATION_MIN_COMPARISONS or e.high - e.low > CALIBRATION_WIDTH
+            ),
+        )
+        if not open_modalities:
+            return None
+        graded = list(
+            ItemGrade.objects.filter(
+                judgment__project=project, item__query__split=Split.TRAIN
+            ).values_list("item__query_id", "item_id", "item__modality", "grade")
+        )
+        pairs = list(
+            Task.objects.filter(project=project, kind=TaskKind.COMPARE).values_list(
+                "anchor_id", "other_id", "anchor__query_id"
+            )
+        )
+        asked_pairs = {(a, b) for a, b, _ in pairs}
+        uses: dict[int, int] = defaultdict(int)
+        for _, _, query_id in pairs:
+            uses[query_id] += 1
+        reference = project.modalities[0]
+        for *_, modality in open_modalities:
+            pair = choose_calibration_pair(
+                graded, reference=reference, modality=modality, asked=asked_pairs, uses=uses
+            )
+            if pair is not None:
+                return Task.objects.create(
+                    project=project, kind=TaskKind.COMPARE, anchor_id=pair[0], other_id=pair[1],
+                    reason=f"Calibration: how {modality} grades sit against {reference} grades",
+                    priority=CALIBRATION_PRIORITY, dedupe_key=f"{CALIBRATION_KEY}{count}",
+                )  # fmt: skip
+    return None
 
 
 # --- searches -------------------------------------------------------------------------------
@@ -387,7 +486,8 @@ def advance_search(*, search_id: int) -> Task | None:
             _finish(search, state)
             return None
         project = search.project
-        if budget_status(project=project)["left"] < project.compare_cost:
+        held = calibration_held(project=project)
+        if budget_status(project=project)["left"] - held < project.compare_cost:
             log.info("search %s waits: the budget cannot pay for another comparison", search.pk)
             return None
         step = sum(len(anchor.history) for anchor in state.anchors)
@@ -582,10 +682,14 @@ def handle_judgment(*, judgment_id: int) -> None:
             revise_probe_answer(judgment=judgment)
         else:
             record_probe_answer(judgment=judgment)
+        if (judgment.task.dedupe_key or "").startswith(CALIBRATION_KEY):
+            if create_calibration_task(project=judgment.project) is None:
+                resume_searches(project=judgment.project)
     elif judgment.supersedes_id is not None:
         pass  # a page's revised grades: labels read the latest answer; searches keep their anchors
     elif judgment.task.page_id is not None:
         start_searches(query=judgment.task.page.query)
+        create_calibration_task(project=judgment.project)
     maybe_queue_retrain(project=judgment.project)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import transaction
 
@@ -22,7 +22,7 @@ from labeling.models import (
     TaskStatus,
 )
 from labeling.services import recompute_upstream_ranks
-from ranking.ml.synthetic import SyntheticWorld
+from ranking.ml.synthetic import SyntheticWorld, biased_grade
 from ranking.models import ItemEmbedding, QueryEmbedding, to_bytes
 
 MODALITY_NAMES = ("text", "image", "video")
@@ -81,19 +81,30 @@ def store_world(*, project: Project, world: SyntheticWorld, gold_queries: int) -
 @dataclass
 class SimulatedAnnotator:
     """Answers from the truth: a grade off by one with `grade_noise`, a comparison flipped with
-    `compare_noise` (an `equal` answer then becomes a random strict one)."""
+    `compare_noise` (an `equal` answer then becomes a random strict one).
+
+    `grade_bias` (modality name -> grades; `modality` maps item ids to their modality) shifts the
+    absolute grades of that modality's items before the noise (ranking.ml.synthetic.biased_grade
+    says why and cites the evidence); comparisons are answered on the true grades, unbiased. With
+    no bias the annotator draws exactly as before, so worlds without one are unchanged.
+    """
 
     truth: dict[int, int]
     max_grade: int
     grade_noise: float = 0.10
     compare_noise: float = 0.05
     seed: int = 0
+    modality: dict[int, str] = field(default_factory=dict)
+    grade_bias: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
 
     def grade(self, item_id: int) -> int:
         grade = self.truth[item_id]
+        bias = self.grade_bias.get(self.modality.get(item_id, ""), 0.0)
+        if bias:
+            grade = biased_grade(grade, bias, max_grade=self.max_grade, draw=self.rng.random())
         if self.rng.random() < self.grade_noise:
             grade += (
                 self.rng.choice([-1, 1])

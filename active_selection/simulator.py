@@ -40,14 +40,23 @@ from ranking.ml.losses import LossWeights
 from ranking.ml.model import RerankerConfig
 from ranking.ml.synthetic import WorldConfig, make_world
 from ranking.ml.trainer import train
-from ranking.services import _split_validation, baseline_metrics, evaluate, project_pages
+from ranking.services import (
+    _split_validation,
+    baseline_metrics,
+    evaluate,
+    grade_calibration,
+    project_pages,
+)
 
 from . import services, strategies
 from .models import AnchorSearch, PairSource, PreferencePair
 from .simulation import MODALITY_NAMES, SimulatedAnnotator, answer_task, store_world
 from .strategies import BREADTH_FIRST, PER_QUERY, POLICIES, plan_pages  # noqa: F401 (re-exported)
 
-STRATEGIES = ("iso_anchor", "top_p", "random", "full")
+STRATEGIES = ("iso_anchor", "top_p", "random", "full")  # the default command's and the card's
+# Every strategy the simulator can run: top_p_cal (top bands plus calibration comparisons) is the
+# fair baseline of a world with a grading bias (`--grade-bias`), asked for by name.
+KNOWN_STRATEGIES = (*STRATEGIES, "top_p_cal")
 # What a lead is advised to buy: the cheapest strategy within 1% of full annotation's NDCG@10
 # (its mean over seeds). Exact equality with full's mean is a coin toss of seed noise at 3 seeds
 # (a spread of ~0.01), and full always matches itself; `cost_to_match_full` keeps the strict
@@ -96,6 +105,10 @@ class WorldSpec:
     # relevance; synthetic.WorldConfig): 0.2 is the synthetic world's default, where a grade step
     # moves the signal by 0.25. Raise it to simulate encoders that see relevance less well.
     embedding_noise: float = 0.2
+    # (modality, grades): how far the annotators' absolute grades of a modality's items run above
+    # the true scale (ranking.ml.synthetic.biased_grade: why, with references); comparisons stay
+    # unbiased. Empty: no bias, the control world.
+    grade_bias: tuple[tuple[str, float], ...] = ()
 
     @property
     def train_queries(self) -> int:
@@ -183,6 +196,8 @@ class RunResult:
         bool  # the strategy asked for everything it ever would: more budget changes nothing
     )
     reused_from: float | None = None
+    # Calibrating strategies: each modality's measured offset and the correction applied.
+    calibration: dict[str, dict] = field(default_factory=dict)
 
 
 def search_share(spec: WorldSpec, policy: str = BREADTH_FIRST) -> float:
@@ -241,7 +256,18 @@ def _is_saturated(project: Project, *, seed: int, first_pass_complete: bool) -> 
     searches_open = AnchorSearch.objects.filter(project=project).exclude(
         status=AnchorSearch.Status.DONE
     )
-    return first_pass_complete and created == len(wanted) and not searches_open.exists()
+    share = strategies.calibration_share(project.strategy, modalities=len(project.modalities))
+    asked = Task.objects.filter(project=project, dedupe_key__startswith=services.CALIBRATION_KEY)
+    # Calibration that stopped at its reserve would ask more with more budget.
+    calibration_capped = bool(share) and (asked.count() + 1) * project.compare_cost > (
+        project.budget * Decimal(str(share))
+    )
+    return (
+        first_pass_complete
+        and created == len(wanted)
+        and not searches_open.exists()
+        and not calibration_capped
+    )
 
 
 def _spending(project: Project) -> tuple[float, dict[str, int], dict[str, int]]:
@@ -342,6 +368,7 @@ class SeedWorld:
     baselines: dict[str, float]
     full_cost: float  # cost of grading every training item
     dims: tuple[int, int]
+    modality: dict[int, str] = field(default_factory=dict)  # item id -> modality name
 
 
 def store_seed_world(spec: WorldSpec, seed: int, *, label: str) -> SeedWorld:
@@ -364,6 +391,7 @@ def store_seed_world(spec: WorldSpec, seed: int, *, label: str) -> SeedWorld:
         baselines=baseline_metrics(gold_pages),
         full_cost=train_items * spec.grade_cost,
         dims=embedding_dims(project=project),
+        modality=dict(Item.objects.filter(project=project).values_list("pk", "modality")),
     )
 
 
@@ -392,7 +420,8 @@ def run_once(
         project.refresh_from_db()
         oracle = SimulatedAnnotator(
             seed_world.truth, project.max_grade, grade_noise=spec.grade_noise,
-            compare_noise=spec.compare_noise, seed=seed,
+            compare_noise=spec.compare_noise, seed=seed, modality=seed_world.modality,
+            grade_bias=dict(spec.grade_bias),
         )  # fmt: skip
         first_pass_complete = drive_loop(
             project=project, oracle=oracle, annotator=annotator, seed=seed
@@ -401,6 +430,11 @@ def run_once(
         is_saturated = _is_saturated(project, seed=seed, first_pass_complete=first_pass_complete)
         train_pages = project_pages(project=project, split=Split.TRAIN)
         graded = sum(int((p.grades >= 0).sum()) for p in train_pages)
+        calibration = (
+            {m: e.as_dict() for m, e in grade_calibration(project=project).items()}
+            if strategy in strategies.CALIBRATED_STRATEGIES
+            else {}
+        )
         transaction.set_rollback(True)  # nothing of the run stays in the database
     key = (seed, single_modal, supervision_fingerprint(train_pages))
     if trained is not None and key in trained:
@@ -419,7 +453,7 @@ def run_once(
         strategy=strategy, budget=budget, seed=seed, single_modal=single_modal, ndcg10=ndcg10,
         cost=cost, cost_fraction=cost / seed_world.full_cost, judgments=judgments,
         supervision={"graded_items": graded, **pairs}, chosen=chosen, val_ndcg10=val_ndcg10,
-        seconds=time.perf_counter() - started, is_saturated=is_saturated,
+        seconds=time.perf_counter() - started, is_saturated=is_saturated, calibration=calibration,
     )  # fmt: skip
 
 
@@ -435,6 +469,11 @@ class SimulationPlan:
     world: WorldSpec = field(default_factory=WorldSpec)
     training: TrainingSpec = field(default_factory=TrainingSpec)
     policy: str = BREADTH_FIRST  # iso_anchor's budget policy
+    # Budgets of one strategy when not `budgets` (e.g. full at 1.0 only: the reference level).
+    strategy_budgets: dict[str, Sequence[float]] = field(default_factory=dict)
+
+    def budgets_of(self, strategy: str) -> list[float]:
+        return sorted(set(self.strategy_budgets.get(strategy, self.budgets)))
 
 
 def simulate(
@@ -448,9 +487,10 @@ def simulate(
     `on_run(runs_done, runs_total)` is called after each run (e.g. to store a report's progress).
     """
     for strategy in plan.strategies:
-        if strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
-    budgets = sorted(set(plan.budgets))
+        if strategy not in KNOWN_STRATEGIES:
+            raise ValueError(
+                f"unknown strategy {strategy!r}; choose from {', '.join(KNOWN_STRATEGIES)}"
+            )
     # Re-asks after flipped comparisons are expected here (compare noise); one progress line per
     # run says more than a warning per contradiction.
     logging.getLogger("active_selection.services").setLevel(logging.ERROR)
@@ -459,7 +499,9 @@ def simulate(
     annotator, _ = get_user_model().objects.get_or_create(username="pagewise-simulated-annotator")
     runs: list[RunResult] = []
     baselines: list[dict[str, float]] = []
-    total = plan.seeds * len(plan.single_modal) * len(plan.strategies) * len(budgets)
+    total = (
+        plan.seeds * len(plan.single_modal) * sum(len(plan.budgets_of(s)) for s in plan.strategies)
+    )
     for seed in range(plan.seeds):
         seed_world = store_seed_world(plan.world, seed, label=label)
         trained: dict = {}  # this seed's results by the supervision they were trained on
@@ -468,7 +510,7 @@ def simulate(
             for single_modal in plan.single_modal:
                 for strategy in plan.strategies:
                     saturated: RunResult | None = None
-                    for budget in budgets:
+                    for budget in plan.budgets_of(strategy):
                         if saturated is not None:
                             # The loop is deterministic and asked for nothing more at a lower
                             # budget: a larger one runs the same loop and trains the same model.
@@ -556,6 +598,7 @@ def summarise(
                         "chosen": r.chosen,
                         "seconds": round(r.seconds, 2),
                         "reused_from": r.reused_from,
+                        "calibration": r.calibration,
                     }  # fmt: skip
                     for r in group
                 ],
@@ -665,7 +708,10 @@ def write_plot(results: dict, path: Path) -> None:
     from matplotlib import pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    colours = {"iso_anchor": "tab:red", "top_p": "tab:blue", "random": "tab:green", "full": "k"}
+    colours = {
+        "iso_anchor": "tab:red", "top_p": "tab:blue", "top_p_cal": "tab:purple",
+        "random": "tab:green", "full": "k",
+    }  # fmt: skip
     strategies = list(dict.fromkeys(r["strategy"] for r in results["results"]))
 
     lines: dict[tuple[str, bool], list[dict]] = {}

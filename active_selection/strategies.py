@@ -12,6 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 PAGE_PRIORITY = 100  # candidate pages go first: their grades are the anchors of every search
+# Calibration comparisons next: until each modality's offset is known, its grades (and so every
+# search anchored on them) may sit on another scale.
+CALIBRATION_PRIORITY = 90
 SEARCH_PRIORITY = 50
 REASK_PRIORITY = 80  # a contradiction blocks its search until the re-ask is answered
 MAX_SEARCH_BONUS = REASK_PRIORITY - SEARCH_PRIORITY - 1
@@ -22,6 +25,61 @@ def search_priority(informativeness: int) -> int:
     """Probes of the searches most likely to find relevant items first: when the budget runs out,
     the searches left undone are those that would mostly have confirmed grade 0."""
     return SEARCH_PRIORITY + min(max(informativeness, 0), MAX_SEARCH_BONUS)
+
+
+# Strategies that measure each modality's grade offset with comparisons and correct its grades
+# for training (ranking.services.grade_calibration). `full`, `top_p` and `random` train on the
+# grades as given: that is what those strategies buy.
+CALIBRATED_STRATEGIES = ("iso_anchor", "top_p_cal")
+# The share of the budget such a strategy keeps from its pages for calibration comparisons, a
+# prior fixed before any run: at 10% of the cost of grading every item it buys 0.2 comparisons per
+# training item, tens per modality. Unspent (the offsets settled early), it buys searches or pages.
+CALIBRATION_SHARE = 0.1
+# A modality's offset is settled once this many comparisons measure it and its interval is this
+# narrow: the correction (a whole number of grades) is then decided.
+CALIBRATION_MIN_COMPARISONS = 8
+CALIBRATION_WIDTH = 0.5
+
+
+def calibration_share(strategy: str, *, modalities: int) -> float:
+    """The budget share `strategy` keeps back for calibration comparisons (none with one modality)."""
+    return CALIBRATION_SHARE if strategy in CALIBRATED_STRATEGIES and modalities > 1 else 0.0
+
+
+def choose_calibration_pair(
+    graded: Sequence[tuple[int, int, str, int]],
+    *,
+    reference: str,
+    modality: str,
+    asked: set[tuple[int, int]],
+    uses: dict[int, int],
+) -> tuple[int, int] | None:
+    """The next (reference item, other item) to compare for `modality`'s offset, or None.
+
+    `graded` holds (query_id, item_id, modality, human grade) of graded training items. Items of
+    one query whose given grades are closest are compared first: with no offset they are mostly
+    judged equal, with one the comparison says which way. Pairs where both were graded 0 go last
+    (a grade of 0 hides an offset below 0), and queries asked least go first, so the comparisons
+    spread over queries rather than one query's quirks.
+    """
+    by_query: dict[int, list[tuple[int, str, int]]] = {}
+    for query_id, item_id, item_modality, grade in graded:
+        by_query.setdefault(query_id, []).append((item_id, item_modality, grade))
+    best = None
+    for query_id, items in by_query.items():
+        for r_id, r_modality, r_grade in items:
+            if r_modality != reference:
+                continue
+            for b_id, b_modality, b_grade in items:
+                if b_modality != modality or (r_id, b_id) in asked:
+                    continue
+                key = (
+                    abs(r_grade - b_grade), r_grade == b_grade == 0, uses.get(query_id, 0),
+                    query_id, r_id, b_id,
+                )  # fmt: skip
+                if best is None or key < best:
+                    best = key
+    return None if best is None else (best[4], best[5])
 
 
 # iso_anchor's budget policies: how a budget is spread over queries (Project.budget_policy).
@@ -101,7 +159,7 @@ def plan_pages(
     seed: int = 0,
 ) -> list[PagePlan]:
     """Pages to grade, in the order they should be created, holding at most `max_items` items."""
-    if strategy in ("iso_anchor", "top_p"):
+    if strategy in ("iso_anchor", "top_p", "top_p_cal"):
         plans = [
             PagePlan(q.query_id, top_band_page(q, top_band=top_band, page_size=page_size),
                      f"Page grading: the top {top_band} of each modality", "top")

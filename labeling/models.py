@@ -25,6 +25,7 @@ MAX_PAGE_SIZE = 100
 class Strategy(models.TextChoices):
     ISO_ANCHOR = "iso_anchor", "Iso-label anchor search"
     TOP_P = "top_p", "Grade the top band of each modality"
+    TOP_P_CAL = "top_p_cal", "Grade the top band; calibrate modalities with a few comparisons"
     RANDOM = "random", "Grade random items"
     FULL = "full", "Grade every item"
 

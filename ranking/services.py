@@ -22,8 +22,15 @@ from django.db.models import Max, Min
 from django.utils import timezone
 from PIL import Image
 
+from active_selection.calibration import (
+    Comparison,
+    OffsetEstimate,
+    estimate_offset,
+    observations_from_comparisons,
+)
 from active_selection.models import ImpliedGrade, PairSource, PreferencePair
-from labeling.models import Item, Project, Query, Split
+from active_selection.strategies import CALIBRATED_STRATEGIES
+from labeling.models import CompareOutcome, Item, Judgment, Project, Query, Split, TaskKind
 from labeling.selectors import budget_status, human_grades
 from labeling.services import recompute_upstream_ranks
 from labeling.signals import announce, version_activated
@@ -222,10 +229,63 @@ def embedding_dims(*, project: Project) -> tuple[int, int]:
     return text_dim, max(image_dim, 1)
 
 
+def grade_calibration(*, project: Project) -> dict[str, OffsetEstimate]:
+    """Each other modality's grade offset against the reference modality (the project's first),
+    measured by the comparisons judged between human-graded items of the two on training queries
+    (active_selection.calibration). Empty with one modality."""
+    modalities = list(project.modalities)
+    if len(modalities) < 2:
+        return {}
+    reference = modalities[0]
+    rows = list(
+        Judgment.objects.filter(
+            project=project, kind=TaskKind.COMPARE, outcome__isnull=False,
+            task__anchor__query__split=Split.TRAIN, superseded_by__isnull=True,
+        ).values_list(
+            "task__anchor_id", "task__anchor__modality", "task__other_id",
+            "task__other__modality", "task__anchor__query_id", "outcome",
+        )
+    )  # fmt: skip
+    grades = human_grades(query_ids={row[4] for row in rows}) if rows else {}
+    flipped = {
+        CompareOutcome.OTHER_BETTER: CompareOutcome.ANCHOR_BETTER,
+        CompareOutcome.ANCHOR_BETTER: CompareOutcome.OTHER_BETTER,
+        CompareOutcome.EQUAL: CompareOutcome.EQUAL,
+    }
+    comparisons: dict[str, list[Comparison]] = defaultdict(list)
+    for anchor, anchor_modality, other, other_modality, _, outcome in rows:
+        if anchor not in grades or other not in grades:
+            continue
+        if anchor_modality == reference and other_modality != reference:
+            comparisons[other_modality].append(Comparison(grades[anchor], grades[other], outcome))
+        elif other_modality == reference and anchor_modality != reference:
+            comparisons[anchor_modality].append(
+                Comparison(grades[other], grades[anchor], str(flipped[outcome]))
+            )
+    return {
+        modality: estimate_offset(
+            observations_from_comparisons(comparisons.get(modality, [])),
+            max_grade=project.max_grade,
+        )
+        for modality in modalities[1:]
+    }
+
+
+def grade_corrections(*, project: Project) -> dict[str, int]:
+    """Whole grades to subtract from each modality's human grades for training: measured for the
+    strategies that calibrate (iso_anchor, top_p_cal), none for the others (they train on the
+    grades as given, which is what they buy)."""
+    if project.strategy not in CALIBRATED_STRATEGIES:
+        return {}
+    corrections = {m: e.correction for m, e in grade_calibration(project=project).items()}
+    return {m: c for m, c in corrections.items() if c}
+
+
 def project_pages(*, project: Project, split: str, query_ids=None) -> list[TrainPage]:
     """One page per query of the split: all its embedded items, labels and pairs as indices.
 
-    Train pages carry human grades and human / implied pairs; gold pages carry the gold grades.
+    Train pages carry human grades (less the modality's measured offset, `grade_corrections`) and
+    human / implied pairs; gold pages carry the gold grades.
     """
     text_dim, image_dim = embedding_dims(project=project)
     queries = Query.objects.filter(project=project, split=split, embedding__isnull=False)
@@ -252,6 +312,12 @@ def project_pages(*, project: Project, split: str, query_ids=None) -> list[Train
         implied_grade_intervals(query_ids=list(query_vectors)) if split == Split.TRAIN else {}
     )
     modality_index = {m: i for i, m in enumerate(project.modalities)}
+    if split == Split.TRAIN and (corrections := grade_corrections(project=project)):
+        modality_of = {row[0]: row[2] for items in items_by_query.values() for row in items}
+        grades = {
+            item: min(max(grade - corrections.get(modality_of.get(item), 0), 0), project.max_grade)
+            for item, grade in grades.items()
+        }
     pages = []
     for query_id, items in sorted(items_by_query.items()):
         position = {row[0]: i for i, row in enumerate(items)}
@@ -564,6 +630,11 @@ def train_version(
             "train_pages": len(train_pages), "val_pages": len(val_pages), "gold_pages": len(gold),
             "settings": asdict(options), "seed": seed, "vlm_features": use_features,
             "distill_weight": distill_weight, "distill_val_ndcg10": tried,
+            # Each modality's measured grade offset, and the correction its grades got.
+            "grade_calibration": {
+                modality: {**estimate.as_dict(), "applied": project.strategy in CALIBRATED_STRATEGIES}
+                for modality, estimate in grade_calibration(project=project).items()
+            },
         })  # fmt: skip
         version.weights_path = str(path)
         _finish_version(version)

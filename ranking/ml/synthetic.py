@@ -9,6 +9,7 @@ are on their own scale with a per-query offset); embeddings are informative but 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -129,6 +130,32 @@ def _human_pairs(query: SyntheticQuery, count: int, rng: np.random.Generator) ->
         if len(pairs) == count:
             break
     return pairs
+
+
+def biased_grade(grade: int, bias: float, *, max_grade: int, draw: float) -> int:
+    """The absolute grade an assessor gives an item of true grade `grade` in a modality whose
+    grades run `bias` grades off the reference scale: `grade + bias`, rounded to a neighbouring
+    whole grade at random in proportion (`draw` uniform in [0, 1): a bias of 0.5 grades half the
+    items one up), clipped to [0, max_grade]. The simulated annotators add their usual noise after.
+
+    Why a per-modality bias of absolute grades, and not of comparisons: assessors do not grade
+    every vertical on one scale. In aggregated (whole-page) search evaluation, assessors' graded
+    relevance and preferences vary with the vertical of a result (image, video, news, ...), and
+    must be calibrated per vertical before results of different verticals can be compared (Zhou,
+    Cummins, Lalmas and Jose, "Evaluating aggregated search pages", SIGIR 2012; Arguello, Diaz,
+    Callan and Carterette, "A methodology for evaluating aggregated search results", ECIR 2011);
+    assessors also differ systematically in how strictly they grade (Bailey, Craswell, Soboroff,
+    Thomas, de Vries and Yilmaz, "Relevance assessment: are judges exchangeable and does it
+    matter?", SIGIR 2008). A side-by-side preference between two items needs no scale at all, and
+    preference judgments agree more across assessors than absolute grades do (Carterette,
+    Bennett, Chickering and Dumais, "Here or there: preference judgments for relevance", ECIR
+    2008). So the simulator biases grades per modality and answers comparisons on the true
+    cross-modal relevance, each with its own noise; a bias of 0 is today's world, the control.
+    """
+    shifted = grade + bias
+    base = math.floor(shifted)
+    value = base + (1 if draw < shifted - base else 0)
+    return int(min(max(value, 0), max_grade))
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

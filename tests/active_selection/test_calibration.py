@@ -53,9 +53,9 @@ def biased_comparisons(
     return comparisons
 
 
-# Up to 1.5 grades either way: at -2 most items of this world (65% grade 0) are clipped to 0,
-# and what is left pins the offset to within about 0.35 only.
-offsets = st.sampled_from([-1.5, -1.0, -0.5, 0.5, 1.0, 1.5, 2.0])
+# From -1 to +2 grades: below -1 most items of this world (65% grade 0) are clipped to 0, and
+# what is left pins the offset to within about half a grade only (-1.5 estimated -1.8 to -1.2).
+offsets = st.sampled_from([-1.0, -0.5, 0.5, 1.0, 1.5, 2.0])
 seeds = st.integers(0, 10_000)
 
 
@@ -89,11 +89,12 @@ def test_each_modality_is_estimated_on_its_own(seed):
     assert estimates["video"].correction == -1
 
 
-def test_pooling_modalities_with_opposite_offsets_hides_both():
+def test_pooling_modalities_with_opposite_offsets_measures_neither():
     pooled = observations_from_comparisons(
         biased_comparisons(1.0, 300, 3) + biased_comparisons(-1.0, 300, 4)
     )
-    assert estimate_offset(pooled).correction == 0
+    offset = estimate_offset(pooled).offset
+    assert abs(offset - 1.0) > 0.4 and abs(offset + 1.0) > 0.4
 
 
 def test_no_observations_estimate_zero_over_the_whole_range():

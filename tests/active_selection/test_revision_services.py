@@ -32,6 +32,8 @@ def searching(project, make_user):
     services.create_page_tasks(project=project)
     page = judge(Task.objects.get(kind=TaskKind.GRADE_PAGE), ann1, truth=truth)
     services.handle_judgment(judgment_id=page.pk)
+    # Only the search's probes here: the calibration comparison the page also asked is removed.
+    Task.objects.filter(dedupe_key__startswith=services.CALIBRATION_KEY).delete()
     return project, truth, ann2
 
 

@@ -48,8 +48,10 @@ def test_simulate_writes_results_with_the_required_keys_and_a_png_plot(run, tmp_
     assert results["full_ndcg10"] == full["ndcg10_mean"]
     assert results["cost_to_match_full"]["full"] <= 1.0
     iso = {r["budget"]: r for r in results["results"] if r["strategy"] == "iso_anchor"}
-    # Breadth first: a budget below the top bands of all queries buys pages only...
-    assert iso[0.2]["judgments"]["compare"] == 0
+    # Breadth first: a budget below the top bands of all queries buys pages with 90% of it (of
+    # 0.2 x 180 grades), and comparisons (calibration, then searches) with the rest...
+    assert iso[0.2]["judgments"]["grade"] <= 0.9 * 0.2 * 180
+    assert iso[0.2]["judgments"]["compare"] > 0
     # ...and what is left after them goes to the searches.
     assert iso[1.0]["judgments"]["compare"] > 0, "iso_anchor spends the rest on the searches"
     assert iso[1.0]["supervision"]["pairs_implied"] > 0
@@ -59,12 +61,12 @@ def test_simulate_writes_results_with_the_required_keys_and_a_png_plot(run, tmp_
 
 def test_no_strategy_spends_more_than_its_budget(run):
     results = run(
-        "--strategies", "iso_anchor,top_p,random,full", "--budgets", "0.05,0.15",
+        "--strategies", "iso_anchor,top_p,top_p_cal,random,full", "--budgets", "0.05,0.15",
         "--single-modal", "on,off", "--embedding-noise", "0.5",
     )  # fmt: skip
     assert results["world"]["embedding_noise"] == 0.5
     assert {(r["strategy"], r["single_modal"]) for r in results["results"]} == {
-        (s, m) for s in simulator.STRATEGIES for m in (True, False)
+        (s, m) for s in simulator.KNOWN_STRATEGIES for m in (True, False)
     }
     for row in results["results"]:
         assert row["cost_fraction"] <= row["budget"] + 1e-6, row
@@ -122,8 +124,10 @@ def test_runs_that_bought_the_same_labels_share_one_training(run, monkeypatch):
         return real(train_pages, *args, **kwargs)
 
     monkeypatch.setattr(simulator, "train_and_measure", counting)
-    results = run("--strategies", "iso_anchor,top_p,random", "--budgets", "0.2")
-    # Below the cost of every top band, iso_anchor and top_p buy the same pages: one training.
+    results = run(
+        "--strategies", "iso_anchor,top_p,random", "--budgets", "0.2", "--modalities", "1"
+    )
+    # With one modality iso_anchor has nothing to calibrate or search: it buys top_p's pages.
     assert len(calls) == len(set(calls)) == 2
     by_strategy = {r["strategy"]: r for r in results["results"]}
     assert by_strategy["iso_anchor"]["ndcg10_mean"] == by_strategy["top_p"]["ndcg10_mean"]

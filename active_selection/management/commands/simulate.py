@@ -28,6 +28,36 @@ def _switches(text: str) -> list[bool]:
         raise CommandError(f"--single-modal takes on, off or on,off; not {text!r}") from exc
 
 
+def _grade_bias(text: str, modality_names: list[str]) -> tuple[tuple[str, float], ...]:
+    """`image=+1,text=0`, or one number: the bias of the second modality (image), the first one
+    that is not the reference of calibration and of the searches (the first modality, text)."""
+    text = text.strip()
+    try:
+        if "=" not in text:
+            if len(modality_names) < 2:
+                raise CommandError(
+                    "--grade-bias as one number needs a world of 2 modalities or more"
+                )
+            pairs = [(modality_names[1], float(text))]
+        else:
+            pairs = []
+            for part in text.split(","):
+                name, _, value = part.partition("=")
+                pairs.append((name.strip(), float(value)))
+    except ValueError as exc:
+        raise CommandError(
+            f"--grade-bias takes MODALITY=GRADES[,...] or one number, not {text!r}"
+        ) from exc
+    for name, value in pairs:
+        if name not in modality_names:
+            raise CommandError(
+                f"--grade-bias: no modality {name!r} in this world ({', '.join(modality_names)})"
+            )
+        if not -4 <= value <= 4 or value != value:
+            raise CommandError(f"--grade-bias of {name} must be in [-4, 4] grades, not {value:g}")
+    return tuple((name, value) for name, value in dict(pairs).items() if value)
+
+
 class Command(BaseCommand):
     help = (
         "Simulate annotation strategies on a generated world (or one shaped like a project): "
@@ -36,10 +66,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         defaults = simulator.WorldSpec()
-        parser.add_argument("--strategies", default=",".join(simulator.STRATEGIES))
+        parser.add_argument(
+            "--strategies", default=",".join(simulator.STRATEGIES),
+            help=f"of {', '.join(simulator.KNOWN_STRATEGIES)}",
+        )  # fmt: skip
         parser.add_argument(
             "--budgets", default=",".join(str(b) for b in simulator.DEFAULT_BUDGETS),
             help="fractions of the cost of grading every training item",
+        )  # fmt: skip
+        parser.add_argument(
+            "--strategy-budgets", default=None,
+            help="budgets of some strategies instead of --budgets: 'full=1.0;random=0.1,0.3'",
         )  # fmt: skip
         parser.add_argument("--seeds", type=int, default=3)
         parser.add_argument("--single-modal", default="on", help="on, off or on,off")
@@ -62,6 +99,11 @@ class Command(BaseCommand):
             help=f"noise of the grade signal in the embeddings ({defaults.embedding_noise})",
         )  # fmt: skip
         parser.add_argument("--grade-noise", type=float, default=None)
+        parser.add_argument(
+            "--grade-bias", default=None,
+            help="grades the annotators' absolute grades of a modality run off the true scale: "
+            "image=+1,text=0; one number is the image (second) modality's (default 0)",
+        )  # fmt: skip
         parser.add_argument("--compare-noise", type=float, default=None)
         parser.add_argument(
             "--compare-cost", type=float, default=None, help="in grades (default 0.5)"
@@ -100,6 +142,8 @@ class Command(BaseCommand):
             "heldout_queries": options["heldout_queries"],
         }
         spec = replace(spec, **{k: v for k, v in changes.items() if v is not None})
+        if options["grade_bias"] is not None:
+            spec = replace(spec, grade_bias=_grade_bias(options["grade_bias"], spec.modality_names))
         if options["queries"] is not None and options["heldout_queries"] is None:
             spec = replace(spec, heldout_queries=max(spec.queries // 4, 1))
         if not 0 < spec.heldout_queries < spec.queries:
@@ -122,13 +166,25 @@ class Command(BaseCommand):
         if options["layers"] is not None:
             training = replace(training, layers=options["layers"])
         strategies = [s.strip() for s in options["strategies"].split(",") if s.strip()]
-        unknown = set(strategies) - set(simulator.STRATEGIES)
+        unknown = set(strategies) - set(simulator.KNOWN_STRATEGIES)
         if unknown:
             raise CommandError(f"unknown strategies: {', '.join(sorted(unknown))}")
         budgets = _floats(options["budgets"])
         if not budgets or any(not 0 < b <= 1 for b in budgets):
             raise CommandError("budgets are fractions in (0, 1]")
+        strategy_budgets = {}
+        for part in (options["strategy_budgets"] or "").split(";"):
+            if part.strip():
+                name, _, values = part.partition("=")
+                if name.strip() not in strategies:
+                    raise CommandError(f"--strategy-budgets: {name.strip()!r} is not simulated")
+                strategy_budgets[name.strip()] = _floats(values)
+                if not strategy_budgets[name.strip()] or any(
+                    not 0 < b <= 1 for b in strategy_budgets[name.strip()]
+                ):
+                    raise CommandError("budgets are fractions in (0, 1]")
         plan = simulator.SimulationPlan(
+            strategy_budgets=strategy_budgets,
             strategies=strategies, budgets=budgets, seeds=options["seeds"],
             single_modal=_switches(options["single_modal"]), world=spec, training=training,
             policy=options["policy"]

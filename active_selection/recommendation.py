@@ -411,6 +411,16 @@ def _world_note(world: dict, estimated: dict) -> str:
             "; no graded gold items yet, so the grade mix, upstream quality and embedding noise "
             "are priors"
         )
+    bias = estimated.get("grade_bias") or {}
+    if bias.get("source") == "calibration_check":
+        simulated = bias.get("simulated") or {}
+        note += "; grading bias from the project's calibration check: " + (
+            ", ".join(f"{m} {b:+.1f}" for m, b in simulated.items())
+            if simulated
+            else "none told apart from 0"
+        )
+    elif bias.get("note"):
+        note += f"; {bias['note']}"
     if world.get("iso_anchor_policy") == "per_query":
         note += "; iso_anchor under the project's budget policy, whole queries"
     seeds = world.get("seeds")

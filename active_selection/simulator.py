@@ -49,7 +49,7 @@ from ranking.services import (
 )
 
 from . import services, strategies
-from .models import AnchorSearch, PairSource, PreferencePair
+from .models import AnchorSearch, CalibrationCheck, PairSource, PreferencePair
 from .simulation import MODALITY_NAMES, SimulatedAnnotator, answer_task, store_world
 from .strategies import BREADTH_FIRST, PER_QUERY, POLICIES, plan_pages  # noqa: F401 (re-exported)
 
@@ -841,7 +841,41 @@ def world_like(project: Project, base: WorldSpec | None = None) -> tuple[WorldSp
             estimated.update(
                 cosine_tau_b_against_gold_grades=cosine_tau, embedding_noise=spec.embedding_noise
             )
-    return spec, estimated
+    bias, estimated["grade_bias"] = _measured_grade_bias(project, modalities)
+    return replace(spec, grade_bias=bias), estimated
+
+
+def _measured_grade_bias(
+    project: Project, modalities: Sequence[str]
+) -> tuple[tuple[tuple[str, float], ...], dict]:
+    """The grading bias of the project's latest calibration check, in the world's modality names
+    (the project's modalities in order), and what the card says of it. An offset whose interval
+    holds 0 is not told apart from 0 and is simulated as 0: the world never invents a bias."""
+    check = CalibrationCheck.objects.filter(project=project).order_by("-created_at").first()
+    if check is None:
+        return (), {"source": "none", "note": "no calibration check: no grading bias simulated"}
+    if not modalities or check.reference_modality != modalities[0]:
+        return (), {
+            "source": "none",
+            "note": f"the calibration check is against {check.reference_modality}, not the "
+            "first modality the world is built on: no grading bias simulated",
+        }
+    bias, measured = [], {}
+    for name, modality in zip(MODALITY_NAMES, modalities, strict=False):
+        estimate = (check.estimates or {}).get(modality)
+        if not estimate:
+            continue
+        low, high = float(estimate["low"]), float(estimate["high"])
+        offset = float(estimate["offset"]) if low > 0 or high < 0 else 0.0
+        measured[modality] = {"offset": float(estimate["offset"]), "low": low, "high": high}
+        if offset:
+            bias.append((name, offset))
+    return tuple(bias), {
+        "source": "calibration_check",
+        "check_id": check.pk,
+        "measured": measured,
+        "simulated": {modalities[MODALITY_NAMES.index(n)]: b for n, b in bias},
+    }
 
 
 def _mean_tau_b(

@@ -71,6 +71,41 @@ def test_world_like_keeps_the_embedding_noise_prior_without_embeddings(shaped):
     assert "embedding_noise" not in estimated
 
 
+def _calibration(project, reference, **estimates):
+    from active_selection.models import CalibrationCheck
+
+    return CalibrationCheck.objects.create(
+        project=project,
+        reference_modality=reference,
+        estimates={
+            m: {"offset": o, "low": lo, "high": hi, "n": 12, "correction": round(o)}
+            for m, (o, lo, hi) in estimates.items()
+        },
+        comparisons=12,
+    )
+
+
+def test_world_like_simulates_the_grading_bias_the_calibration_check_measured(shaped):
+    spec, estimated = simulator.world_like(shaped)
+    assert spec.grade_bias == () and estimated["grade_bias"]["source"] == "none"
+    _calibration(shaped, "text", image=(0.8, 0.4, 1.2))
+    spec, estimated = simulator.world_like(shaped)
+    assert spec.grade_bias == (("image", 0.8),)
+    assert estimated["grade_bias"]["simulated"] == {"image": 0.8}
+    note = recommendation._world_note({"queries": 24, "heldout_queries": 6}, estimated)
+    assert "grading bias from the project's calibration check: image +0.8" in note
+
+
+def test_world_like_never_invents_a_bias_the_check_could_not_tell_from_zero(shaped):
+    _calibration(shaped, "text", image=(0.3, -0.2, 0.8))
+    spec, estimated = simulator.world_like(shaped)
+    assert spec.grade_bias == ()
+    assert estimated["grade_bias"]["measured"]["image"]["offset"] == 0.3
+    _calibration(shaped, "image", text=(-1.0, -1.4, -0.6))  # another reference: not mapped
+    spec, estimated = simulator.world_like(shaped)
+    assert spec.grade_bias == () and "against image" in estimated["grade_bias"]["note"]
+
+
 def test_the_plan_caps_a_large_project_s_queries_and_keeps_its_shape(shaped, monkeypatch):
     monkeypatch.setattr(recommendation, "MAX_QUERIES", 16)
     monkeypatch.setattr(recommendation, "MIN_HELDOUT", 4)  # the cap's own share, not raised

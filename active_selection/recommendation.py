@@ -21,6 +21,7 @@ from ranking.services import json_safe
 
 from . import simulator
 from .models import SimulationReport
+from .simulator.statistics import paired_interval
 
 logger = logging.getLogger(__name__)
 
@@ -539,30 +540,6 @@ def full_fraction_to_reach(*, results: dict, quality: float) -> dict[str, Any] |
 
 
 # --- the verdict: paired on the same seeds, never a winner from noise --------------------------
-
-# Two-sided 95% quantiles of Student's t by degrees of freedom (beyond 30: the normal's).
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-        9: 2.262, 10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120,
-        17: 2.110, 18: 2.101, 19: 2.093, 20: 2.086, 25: 2.060, 30: 2.042}  # fmt: skip
-
-
-def t95(df: int) -> float:
-    """The two-sided 95% t quantile (the next smaller tabulated df: a wider, never narrower,
-    interval)."""
-    if df < 1:
-        raise ValueError("at least two paired seeds are needed for an interval")
-    if df > 30:
-        return 1.96
-    return _T95[max(k for k in _T95 if k <= df)]
-
-
-def paired_interval(diffs: list[float]) -> dict[str, float]:
-    """Mean of paired differences and its 95% t-interval (one difference per seed)."""
-    n = len(diffs)
-    mean = sum(diffs) / n
-    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1)) if n > 1 else math.inf
-    half = t95(n - 1) * sd / math.sqrt(n) if n > 1 else math.inf
-    return {"mean": mean, "low": mean - half, "high": mean + half, "seeds": n}
 
 
 def _per_seed(results: dict) -> tuple[dict[tuple[str, float], dict[int, float]], dict]:

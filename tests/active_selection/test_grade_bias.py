@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from active_selection import services
-from active_selection.simulation import SimulatedAnnotator
+from active_selection.simulator import SimulatedAnnotator
 from labeling.models import (
     CompareOutcome,
     Item,

@@ -123,7 +123,7 @@ def test_runs_that_bought_the_same_labels_share_one_training(run, monkeypatch):
         calls.append(simulator.supervision_fingerprint(train_pages))
         return real(train_pages, *args, **kwargs)
 
-    monkeypatch.setattr(simulator, "train_and_measure", counting)
+    monkeypatch.setattr(simulator.loop, "train_and_measure", counting)  # where run_once calls it
     results = run(
         "--strategies", "iso_anchor,top_p,random", "--budgets", "0.2", "--modalities", "1"
     )

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 
 from active_selection import services as selection
-from active_selection.simulation import SimulatedAnnotator, answer_task, store_world
+from active_selection.simulator import SimulatedAnnotator, answer_task, store_world
 from labeling.models import Item, Project, Query, Task, TaskKind
 from ranking.ml.model import WholePageReranker
 from ranking.ml.synthetic import WorldConfig, make_world

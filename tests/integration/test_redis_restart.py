@@ -13,7 +13,7 @@ import pytest
 
 from active_selection import services as selection
 from active_selection.models import AnchorSearch
-from active_selection.simulation import store_world
+from active_selection.simulator import store_world
 from labeling.models import Judgment, Membership, Project, Task, TaskKind
 from ranking.ml.synthetic import WorldConfig, make_world
 

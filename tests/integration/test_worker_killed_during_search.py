@@ -9,7 +9,7 @@ from django.db.models import Count
 
 from active_selection import services as selection
 from active_selection.models import AnchorSearch, PairSource, PreferencePair, ProbeTask
-from active_selection.simulation import SimulatedAnnotator, answer_task, store_world
+from active_selection.simulator import SimulatedAnnotator, answer_task, store_world
 from labeling.models import Project, Task, TaskKind, TaskStatus
 from labeling.signals import judgment_recorded
 from ranking.ml.synthetic import WorldConfig, make_world

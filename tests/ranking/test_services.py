@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from active_selection import services as selection
-from active_selection.simulation import SimulatedAnnotator, answer_task, store_world
+from active_selection.simulator import SimulatedAnnotator, answer_task, store_world
 from labeling.models import Task, TaskKind, TaskStatus
 from ranking import services
 from ranking.ml.synthetic import WorldConfig, make_world

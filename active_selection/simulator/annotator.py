@@ -1,5 +1,6 @@
-"""Simulated projects with known truth: a generated world stored as a real project, and annotators
-that answer from the truth with configurable noise. Used by `simulate` and by tests."""
+"""Simulated annotators: they answer grade and compare tasks from the world's hidden truth with
+configurable noise (and a grading bias per modality), and store their judgments as an annotator's.
+"""
 
 from __future__ import annotations
 
@@ -9,73 +10,8 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from labeling.models import (
-    CompareOutcome,
-    Item,
-    ItemGrade,
-    Judgment,
-    Project,
-    Query,
-    Split,
-    Task,
-    TaskKind,
-    TaskStatus,
-)
-from labeling.services import recompute_upstream_ranks
-from ranking.ml.synthetic import SyntheticWorld, biased_grade
-from ranking.models import ItemEmbedding, QueryEmbedding, to_bytes
-
-MODALITY_NAMES = ("text", "image", "video")
-
-
-def store_world(*, project: Project, world: SyntheticWorld, gold_queries: int) -> dict[int, int]:
-    """Write the world's queries, items and embeddings; the first `gold_queries` are the gold set.
-
-    Returns the true grade of every item (by primary key): the simulator's hidden truth.
-    """
-    names = list(project.modalities)
-    truth: dict[int, int] = {}
-    with transaction.atomic():
-        for index, q in enumerate(world.queries):
-            is_gold = index < gold_queries
-            query = Query.objects.create(
-                project=project, external_id=f"sim-q{q.query_id}", text=f"simulated query {q.query_id}",
-                split=Split.GOLD if is_gold else Split.TRAIN,
-            )  # fmt: skip
-            QueryEmbedding.objects.create(
-                query=query, vector=to_bytes(q.query_emb), text_encoder="synthetic"
-            )
-            items = Item.objects.bulk_create(
-                [
-                    Item(
-                        project=project,
-                        query=query,
-                        external_id=f"sim-q{q.query_id}-{i}",
-                        modality=names[int(m)],
-                        title=f"{names[int(m)]} result {i}",
-                        upstream_score=float(q.upstream_scores[i]),
-                        gold_grade=int(q.grades[i]) if is_gold else None,
-                    )  # fmt: skip
-                    for i, m in enumerate(q.modalities)
-                ]
-            )
-            ItemEmbedding.objects.bulk_create(
-                [
-                    ItemEmbedding(
-                        item=item,
-                        text_vector=to_bytes(q.text_embs[i]),
-                        image_vector=to_bytes(q.image_embs[i])
-                        if names[int(q.modalities[i])] != "text"
-                        else None,
-                        text_encoder="synthetic",
-                        image_encoder="synthetic",
-                    )  # fmt: skip
-                    for i, item in enumerate(items)
-                ]
-            )
-            truth.update({item.pk: int(q.grades[i]) for i, item in enumerate(items)})
-        recompute_upstream_ranks(project=project)
-    return truth
+from labeling.models import CompareOutcome, ItemGrade, Judgment, Task, TaskKind, TaskStatus
+from ranking.ml.synthetic import biased_grade
 
 
 @dataclass

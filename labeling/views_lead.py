@@ -87,6 +87,7 @@ def _vlm_card(project: Project) -> dict:
 def settings_page(request, slug: str):
     from active_selection.calibration_check import calibration_card
     from active_selection.recommendation import settings_card
+    from active_selection.strategies import CALIBRATED_STRATEGIES, CALIBRATION_SHARE
 
     from .api_lead import ProjectSettingsSerializer
 
@@ -135,6 +136,10 @@ def settings_page(request, slug: str):
             simulation=settings_card(project=project), vlm=_vlm_card(project),
             confirm_apply=request.GET.get("apply", ""),
             calibration=calibration_card(project=project),
+            calibration_percent=CALIBRATION_SHARE * 100,
+            calibrated_strategies=[
+                label for value, label in Strategy.choices if value in CALIBRATED_STRATEGIES
+            ],
         ),
     )  # fmt: skip
 
@@ -346,6 +351,7 @@ def import_page(request, slug: str):
 @login_required
 def dashboard_page(request, slug: str):
     from active_selection.services import project_search_share
+    from active_selection.strategies import calibration_share
 
     project = _project(request, slug, READERS)  # scientists read it too; nothing on it writes
     summary = dashboard.dashboard_summary(project=project)
@@ -361,6 +367,8 @@ def dashboard_page(request, slug: str):
         row["compare_percent"] = None if share is None else share * 100
     overall = agreement["compare_agreement"]
     share = project_search_share(project=project)  # what per_query keeps for the searches
+    # What iso_anchor and top_p_cal keep from their pages for calibration comparisons, any policy.
+    calibration = calibration_share(project.strategy, modalities=len(project.modalities))
     return render(
         request,
         "labeling/lead/dashboard.html",
@@ -370,6 +378,8 @@ def dashboard_page(request, slug: str):
             percent_spent=percent_spent, labels_needed=needed, zero=Decimal("0"),
             compare_percent=None if overall is None else overall * 100,
             search_share=share * 100, search_reserve=budget["budget"] * Decimal(str(share)),
+            calibration_share=calibration * 100,
+            calibration_reserve=budget["budget"] * Decimal(str(calibration)),
         ),
     )  # fmt: skip
 

@@ -146,6 +146,31 @@ def test_the_dashboard_says_what_the_per_query_policy_keeps_for_the_searches(
     assert "pages leave about 1.20 USD (50%) of the budget to the anchor searches" in html
 
 
+@pytest.mark.parametrize(
+    "strategy,policy,kept", [("iso_anchor", "breadth_first", True),
+                             ("top_p_cal", "per_query", True), ("top_p", "breadth_first", False)],
+)  # fmt: skip
+def test_the_dashboard_and_settings_say_what_calibration_keeps_whatever_the_policy(
+    client, project, make_user, strategy, policy, kept
+):
+    make_world(project, queries=4)
+    project.budget, project.strategy, project.budget_policy = Decimal("2.40"), strategy, policy
+    project.save()
+    client.force_login(make_user("boss", role="lead", project=project))
+    html = client.get(reverse("lead-dashboard", args=[project.slug])).content.decode()
+    said = (
+        "keeps about 0.24 USD (10%) of the budget from its pages, whatever the budget policy, "
+        "for comparisons that measure each modality's grading offset against text"
+    )
+    assert (said in html) is kept
+    assert ('id="calibration-reserve"' in html) is kept
+    help_text = client.get(reverse("lead-settings", args=[project.slug])).content.decode()
+    assert (
+        "Whatever the policy, “Iso-label anchor search” and “Grade the top band; calibrate "
+        "modalities with a few comparisons” keep 10% of the budget from their pages" in help_text
+    )
+
+
 @pytest.mark.parametrize("strategy,expected_items", [("full", 16), ("top_p", 6), ("random", 16)])
 def test_strategies_plan_their_pages(project, strategy, expected_items):
     make_world(project)

@@ -296,7 +296,10 @@ class NextTaskApi(APIView):
             user=request.user, slug=slug, roles=assignment.ANNOTATING_ROLES
         )
         task = assignment.claim_next_task(annotator=request.user, project=project)
-        progress = assignment.annotator_progress(annotator=request.user, project=project)
+        # After a claim the caller holds exactly the task it got (or none): no need to count.
+        progress = assignment.annotator_progress(
+            annotator=request.user, project=project, held=1 if task else 0
+        )
         body = {
             "task": (
                 task_payload(request, task, is_lead=is_lead_of(user=request.user, project=project))

@@ -36,7 +36,7 @@ from .models import (
     TaskStatus,
 )
 from .money import exact_sum
-from .selectors import role_of
+from .selectors import role_of, with_viewer_role
 from .signals import announce, judgment_recorded
 
 LEASE_SECONDS = 600
@@ -58,8 +58,14 @@ def task_for(*, user, task_id: int | str, roles: tuple[str, ...] = ANNOTATING_RO
     except (TypeError, ValueError):
         raise NotFound(f"No task '{task_id}'.") from None
     task = (
-        Task.objects.select_related("project").filter(pk=pk).first() if 0 < pk <= _MAX_ID else None
+        with_viewer_role(
+            Task.objects.select_related("project").filter(pk=pk), user=user, project_id="project_id"
+        ).first()
+        if 0 < pk <= _MAX_ID
+        else None
     )
+    if task is not None:  # the role was read with the task: role_of needs no query for it
+        task.project.viewer_role, task.project.viewer_role_of = task.viewer_role, user.pk
     role = role_of(user=user, project=task.project) if task else None
     if role is None:
         raise NotFound(f"No task '{task_id}'.")
@@ -162,11 +168,15 @@ class AnnotatorProgress:
         return f"{self.tasks_remaining}+" if self.is_remaining_capped else str(self.tasks_remaining)
 
 
-def annotator_progress(*, annotator, project: Project) -> AnnotatorProgress:
+def annotator_progress(
+    *, annotator, project: Project, held: int | None = None
+) -> AnnotatorProgress:
     """The annotator's judgments (today, total, spend) and the tasks left for them.
 
     Bounded work per request: the judgments are the annotator's own (index on annotator), and the
     claimable tasks are counted only up to REMAINING_COUNT_CAP, read in the claim's index order.
+    `held`: the number of tasks the annotator holds, when the caller knows it (right after a
+    claim: 1 if it leased a task, else 0), which saves counting them.
     """
     now = timezone.now()
     start_of_day = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -178,7 +188,8 @@ def annotator_progress(*, annotator, project: Project) -> AnnotatorProgress:
     claimable = _bounded_count(
         claimable_tasks(annotator=annotator, project=project, now=now), REMAINING_COUNT_CAP
     )
-    held = held_tasks(annotator=annotator, project=project, now=now).count()
+    if held is None:
+        held = held_tasks(annotator=annotator, project=project, now=now).count()
     remaining = min(claimable + held, REMAINING_COUNT_CAP)
     return AnnotatorProgress(
         judgments_today=totals["today"],
@@ -204,8 +215,8 @@ def claim_next_task(
     """Lease the next task to the annotator for `lease_seconds`; None when there is no work.
 
     An annotator who already holds an unexpired lease gets that task back with a renewed lease
-    (a reloaded page shows the same task). Otherwise one statement takes the best claimable task,
-    and no two annotators can both win it (see `_take_next`).
+    (a reloaded page shows the same task). Otherwise the best claimable task is taken, and no two
+    annotators can both win it (see `_take_next`).
 
     Locks: the annotator's user row (FOR NO KEY UPDATE) for the length of the claim, so that two
     requests of one annotator (a double click, two tabs) cannot lease two tasks; claims of
@@ -217,13 +228,6 @@ def claim_next_task(
         _lock_annotator(annotator)
         now = timezone.now()
         expires = now + timedelta(seconds=lease_seconds)
-        for held in held_tasks(annotator=annotator, project=project, now=now):
-            # Compare-and-set: the lease may have run out (and been taken) since the read.
-            renewed = Task.objects.filter(
-                pk=held.pk, status=TaskStatus.LEASED, assignee=annotator
-            ).update(lease_expires_at=expires)
-            if renewed:
-                return _with_subject(held.pk)
         task_id = _take_next(annotator=annotator, project=project, now=now, expires=expires)
     return _with_subject(task_id) if task_id else None
 
@@ -238,8 +242,9 @@ def _lock_annotator(annotator) -> None:
     )
 
 
-def _candidate_queues(*, annotator, project: Project, now) -> tuple[QuerySet[Task], QuerySet[Task]]:
-    """The claimable tasks as two queues, each read in the order of an index that matches it.
+def _candidate_queues(*, annotator, project: Project, now) -> tuple[QuerySet[Task], ...]:
+    """The annotator's own unexpired lease, then the claimable tasks as two queues, each read in
+    the order of an index that matches it.
 
     Open tasks: WHERE project = ? AND status = 'open' ORDER BY priority DESC, id is exactly
     task_queue_idx (project, status, -priority, id), so the best row is the first index entry
@@ -249,33 +254,37 @@ def _candidate_queues(*, annotator, project: Project, now) -> tuple[QuerySet[Tas
     """
     candidates = claimable_tasks(annotator=annotator, project=project, now=now)
     return (
+        held_tasks(annotator=annotator, project=project, now=now),
         candidates.filter(status=TaskStatus.OPEN),
         candidates.filter(status=TaskStatus.LEASED, lease_expires_at__lt=now),
     )
 
 
 def claim_statement(*, annotator, project: Project, now, expires) -> tuple[str, list]:
-    """PostgreSQL's one-statement claim: each sub-select locks the best row of its queue, skipping
-    rows another annotator's claim has locked this instant; the better of the two is leased."""
-    open_tasks, expired = _candidate_queues(annotator=annotator, project=project, now=now)
+    """PostgreSQL's one-statement claim: the annotator's held task if any (its lease renewed),
+    else the better head of the two queues. The queues' sub-selects lock their best row, skipping
+    rows another annotator's claim has locked this instant; the held task's waits for its lock (a
+    submit of it may be committing)."""
+    held, open_tasks, expired = _candidate_queues(annotator=annotator, project=project, now=now)
     table = connection.ops.quote_name(Task._meta.db_table)
     branches, params = [], []
-    for queue in (open_tasks, expired):
+    for rank, queue in enumerate((held, open_tasks, expired)):
         sql, branch_params = (
             queue.values("id", "priority")[:1].query.get_compiler(connection=connection).as_sql()
         )
-        branches.append(f"SELECT * FROM ({sql} FOR UPDATE SKIP LOCKED) AS q{len(branches)}")
+        lock = "FOR UPDATE" if rank == 0 else "FOR UPDATE SKIP LOCKED"
+        branches.append(f"SELECT q{rank}.*, {min(rank, 1)} AS rank FROM ({sql} {lock}) AS q{rank}")
         params.extend(branch_params)
     return (
         f"UPDATE {table} SET status = %s, assignee_id = %s, lease_expires_at = %s "
         f"WHERE id = (SELECT c.id FROM ({' UNION ALL '.join(branches)}) AS c "
-        f"ORDER BY c.priority DESC, c.id LIMIT 1) RETURNING id",
+        f"ORDER BY c.rank, c.priority DESC, c.id LIMIT 1) RETURNING id",
         [TaskStatus.LEASED.value, annotator.pk, expires, *params],
     )
 
 
 def _take_next(*, annotator, project: Project, now, expires) -> int | None:
-    open_tasks, expired = _candidate_queues(annotator=annotator, project=project, now=now)
+    held, open_tasks, expired = _candidate_queues(annotator=annotator, project=project, now=now)
     if connection.vendor == "postgresql":
         sql, params = claim_statement(
             annotator=annotator, project=project, now=now, expires=expires
@@ -284,8 +293,15 @@ def _take_next(*, annotator, project: Project, now, expires) -> int | None:
             cursor.execute(sql, params)
             row = cursor.fetchone()
         return row[0] if row else None
-    # Elsewhere (SQLite): pick a candidate, then compare-and-set; the UPDATE only matches while
-    # the task is still free, so of two racing annotators exactly one changes the row.
+    # Elsewhere (SQLite): renew a held lease, else pick a candidate and compare-and-set; the
+    # UPDATE only matches while the task is still free (or still ours), so of two racing
+    # annotators exactly one changes the row.
+    for held_id in held.values_list("id", flat=True):
+        renewed = Task.objects.filter(
+            pk=held_id, status=TaskStatus.LEASED, assignee=annotator
+        ).update(lease_expires_at=expires)
+        if renewed:
+            return held_id
     for _ in range(CLAIM_ATTEMPTS):
         heads = [
             head
@@ -394,17 +410,42 @@ def submit_judgment(
     with another submit of the same task.
     """
     client_uuid = _as_uuid(client_uuid)
-    stored = _stored_judgment(client_uuid=client_uuid, task=task, annotator=annotator)
-    if stored is not None:
-        return stored, False
-    with transaction.atomic():
-        locked = Task.objects.select_for_update().get(pk=task.pk)
-        # A retry of this very submit may have committed while we waited for the lock.
-        stored = _stored_judgment(client_uuid=client_uuid, task=locked, annotator=annotator)
+    try:
+        return _store_judgment(
+            task=task, annotator=annotator, client_uuid=client_uuid, grades=grades,
+            outcome=outcome, duration_ms=duration_ms, guideline_version=guideline_version,
+        ), True  # fmt: skip
+    except IntegrityError:
+        # A duplicate key (a racing retry, a reused UUID) rolled the transaction back: answer
+        # with what is stored, or say why nothing is.
+        stored = _stored_judgment(client_uuid=client_uuid, task=task, annotator=annotator)
         if stored is not None:
             return stored, False
+        if Judgment.objects.filter(task=task, annotator=annotator).exists():
+            raise Conflict("You have already judged this task.") from None
+        raise
+    except _AlreadyStored as replay:
+        return replay.judgment, False
+
+
+class _AlreadyStored(Exception):
+    """A retry of a submit whose judgment is stored (raised to leave the transaction)."""
+
+    def __init__(self, judgment: Judgment):
+        self.judgment = judgment
+
+
+def _store_judgment(
+    *, task: Task, annotator, client_uuid, grades, outcome, duration_ms, guideline_version
+) -> Judgment:
+    with transaction.atomic():
+        locked = Task.objects.select_for_update().get(pk=task.pk)
+        # A retry of this very submit may have committed before (or while we waited for the lock).
+        stored = _stored_judgment(client_uuid=client_uuid, task=locked, annotator=annotator)
+        if stored is not None:
+            raise _AlreadyStored(stored)
         _check_lease(task=locked, annotator=annotator)
-        project = Project.objects.get(pk=locked.project_id)
+        project = task.project  # read with the task (task_for); its costs and scale are current
         duration_ms = _clean_duration(duration_ms)
         guideline = guideline_for_judgment(project=project, version=guideline_version)
         if locked.kind == TaskKind.GRADE_PAGE:
@@ -428,26 +469,20 @@ def submit_judgment(
                 )
             cleaned = {}
             cost = project.compare_cost
-        try:
-            # Savepoint: a duplicate key (a racing retry, a reused UUID) must not spoil the
-            # outer transaction, so that we can still read what is stored and answer with it.
-            with transaction.atomic():
-                judgment = Judgment.objects.create(
-                    task=locked, project=project, annotator=annotator, client_uuid=client_uuid,
-                    kind=locked.kind, outcome=outcome if locked.kind == TaskKind.COMPARE else None,
-                    cost=cost, duration_ms=duration_ms, guideline=guideline,
-                )  # fmt: skip
-                ItemGrade.objects.bulk_create(
-                    [ItemGrade(judgment=judgment, item_id=i, grade=g) for i, g in cleaned.items()]
-                )
-        except IntegrityError:
-            stored = _stored_judgment(client_uuid=client_uuid, task=locked, annotator=annotator)
-            if stored is not None:
-                return stored, False
-            if Judgment.objects.filter(task=locked, annotator=annotator).exists():
-                raise Conflict("You have already judged this task.") from None
-            raise
-        judged = Judgment.objects.filter(task=locked, supersedes__isnull=True).count()
+        judgment = Judgment.objects.create(
+            task=locked, project=project, annotator=annotator, client_uuid=client_uuid,
+            kind=locked.kind, outcome=outcome if locked.kind == TaskKind.COMPARE else None,
+            cost=cost, duration_ms=duration_ms, guideline=guideline,
+        )  # fmt: skip
+        ItemGrade.objects.bulk_create(
+            [ItemGrade(judgment=judgment, item_id=i, grade=g) for i, g in cleaned.items()]
+        )
+        # One judgment asked for (the default): this one closes the task, nothing to count.
+        judged = (
+            Judgment.objects.filter(task=locked, supersedes__isnull=True).count()
+            if locked.judgments_required > 1
+            else 1
+        )
         Task.objects.filter(pk=locked.pk).update(
             status=TaskStatus.DONE if judged >= locked.judgments_required else TaskStatus.OPEN,
             assignee=None,
@@ -456,7 +491,7 @@ def submit_judgment(
         transaction.on_commit(
             partial(announce, judgment_recorded, judgment_id=judgment.pk, project_id=project.pk)
         )
-    return judgment, True
+    return judgment
 
 
 def skip_task(*, task: Task, annotator) -> TaskSkip:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import CharField, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from .errors import NotFound, PermissionDenied
@@ -40,12 +40,34 @@ def projects_for(*, user) -> QuerySet[Project]:
 
 
 def role_of(*, user, project: Project) -> str | None:
+    """The user's role in the project (None: not a member). Free when the project was read with
+    `with_viewer_role` for this user."""
     if not user.is_authenticated:
         return None
     if user.is_superuser:
         return "lead"
+    if getattr(project, "viewer_role_of", None) == user.pk:
+        return project.viewer_role
     return (
         Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+    )
+
+
+def with_viewer_role(queryset: QuerySet, *, user, project_id: str = "pk") -> QuerySet:
+    """Annotate each row with the user's role in the row's project (`viewer_role`, None for a
+    non-member), so that reading the row and the role is one statement, not two."""
+    if not user.is_authenticated:
+        role = Value(None, output_field=CharField())
+    elif user.is_superuser:
+        role = Value("lead", output_field=CharField())
+    else:
+        role = Subquery(
+            Membership.objects.filter(project_id=OuterRef(project_id), user_id=user.pk)
+            .order_by("id")
+            .values("role")[:1]
+        )
+    return queryset.annotate(
+        viewer_role=role, viewer_role_of=Value(user.pk, output_field=IntegerField())
     )
 
 
@@ -54,7 +76,7 @@ def project_for(*, user, slug: str, roles: tuple[str, ...] | None = None) -> Pro
 
     Non-members get NotFound rather than PermissionDenied, so a project's existence does not leak.
     """
-    project = Project.objects.filter(slug=slug).first()
+    project = with_viewer_role(Project.objects.filter(slug=slug), user=user).first()
     role = role_of(user=user, project=project) if project else None
     if project is None or role is None:
         raise NotFound(f"No project '{slug}'.")

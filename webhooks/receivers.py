@@ -14,6 +14,15 @@ from .models import Event
 
 
 def judgment_stored(sender, judgment_id: int, project_id: int, **kwargs) -> None:
+    # Heard after every judgment: one query tells whether any hook cares at all.
+    listened = services.listened_events(project_id=project_id)
+    if Event.JUDGMENT_STORED in listened:
+        queue_judgment_stored(judgment_id=judgment_id, project_id=project_id)
+    if Event.BUDGET_EXHAUSTED in listened:
+        budget_check(project_id=project_id)
+
+
+def queue_judgment_stored(*, judgment_id: int, project_id: int) -> None:
     def data() -> dict | None:
         judgment = (
             Judgment.objects.select_related("annotator", "task").filter(pk=judgment_id).first()
@@ -43,7 +52,6 @@ def judgment_stored(sender, judgment_id: int, project_id: int, **kwargs) -> None
         project_id=project_id, event=Event.JUDGMENT_STORED, dedupe_key=f"judgment:{judgment_id}",
         data=data,
     )  # fmt: skip
-    budget_check(project_id=project_id)
 
 
 def budget_check(*, project_id: int) -> None:

@@ -110,9 +110,14 @@ def envelope(*, project: Project, event: str, event_id: str, data: dict) -> dict
     }
 
 
-def is_listening(*, project_id: int, event: str) -> bool:
+def listened_events(*, project_id: int) -> set[str]:
+    """The events some active hook of the project wants (one query; most projects have none)."""
     hooks = Webhook.objects.filter(project_id=project_id, is_active=True)
-    return any(event in events for events in hooks.values_list("events", flat=True))
+    return {event for events in hooks.values_list("events", flat=True) for event in events}
+
+
+def is_listening(*, project_id: int, event: str) -> bool:
+    return event in listened_events(project_id=project_id)
 
 
 def queue_event(

@@ -29,7 +29,7 @@ def test_a_stored_submit_whose_answer_was_cut_is_reconciled(project, make_user, 
         "next_ms": [], "submit_ms": [], "errors": 0 if answered else 1, "abandoned": 0,
         "retried": 0,
     }  # fmt: skip
-    figures = Command().verify(project, results, elapsed=1.0)
+    figures = Command().verify(project, [annotator], results, elapsed=1.0)
     assert (figures["budget_mismatch"], figures["lost_judgments"]) == (0, 0)
     assert figures["stored_without_answer"] == (0 if answered else 1)
 
@@ -40,5 +40,32 @@ def test_a_cut_submit_that_was_never_stored_is_not_counted(project, make_user):
         "acked": [], "unanswered": [(str(uuid.uuid4()), 1, 3)], "next_ms": [], "submit_ms": [],
         "errors": 1, "abandoned": 0, "retried": 0,
     }  # fmt: skip
-    figures = Command().verify(project, results, elapsed=1.0)
+    figures = Command().verify(project, [], results, elapsed=1.0)
     assert (figures["budget_mismatch"], figures["stored_without_answer"]) == (0, 0)
+
+
+@pytest.mark.django_db
+def test_a_reused_project_checks_this_runs_judgments_against_this_runs_answers(project, make_user):
+    earlier = make_user("earlier", role="annotator", project=project)
+    now = make_user("now", role="annotator", project=project)
+    for annotator in (earlier, now):
+        task = make_page_task(project, items=2)
+        claim_next_task(annotator=annotator, project=project)
+        client_uuid = str(uuid.uuid4())
+        submit_judgment(
+            task=task, annotator=annotator, client_uuid=client_uuid,
+            grades={i: 1 for i in page_item_ids(task)},
+        )  # fmt: skip
+    results = {
+        "acked": [(client_uuid, task.pk, 2)], "unanswered": [], "next_ms": [], "submit_ms": [],
+        "errors": 0, "abandoned": 0, "retried": 0,
+    }  # fmt: skip
+    figures = Command().verify(project, [now], results, elapsed=1.0)
+    assert (figures["judgments"], figures["budget_mismatch"], figures["lost_judgments"]) == (
+        1,
+        0,
+        0,
+    )
+    # Told of nothing, this run's stored judgment is a cost nobody acknowledged: a mismatch.
+    results["acked"] = []
+    assert Command().verify(project, [now], results, elapsed=1.0)["budget_mismatch"] == 1

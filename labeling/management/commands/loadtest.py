@@ -156,9 +156,16 @@ class Command(BaseCommand):
             help="instead of --queries: this many one-item tasks (one text item per query, "
             "strategy full, page_size 2: one task is one grade), bulk-inserted",
         )
+        parser.add_argument(
+            "--project",
+            default=None,
+            help="reuse this project's open tasks (made by an earlier run) instead of creating one",
+        )
         parser.add_argument("--json", dest="json_path", type=Path)
 
-    def handle(self, *args, annotators, seconds, url, queries, tasks, json_path, **options):
+    def handle(
+        self, *args, annotators, seconds, url, queries, tasks, project, json_path, **options
+    ):
         target = urlparse(url)
         if target.hostname not in LOOPBACK:
             raise CommandError(
@@ -168,12 +175,16 @@ class Command(BaseCommand):
             raise CommandError(f"--annotators 1..{MAX_ANNOTATORS}, --seconds up to {MAX_SECONDS}.")
         if tasks is not None and not 1 <= tasks <= MAX_TASKS:
             raise CommandError(f"--tasks 1..{MAX_TASKS}.")
-        project = (
-            self.make_project(annotators, queries)
-            if tasks is None
-            else self.make_one_item_tasks(tasks)
-        )
-        tokens = self.make_annotators(project, annotators)
+        if project is not None:
+            project = Project.objects.filter(slug=project).first()
+            if project is None:
+                raise CommandError("No such project: give the slug an earlier run printed.")
+        elif tasks is None:
+            project = self.make_project(annotators, queries)
+        else:
+            project = self.make_one_item_tasks(tasks)
+        self.stdout.write(f"Project {project.slug}")
+        tokens, users = self.make_annotators(project, annotators)
         results = {
             "next_ms": [],
             "submit_ms": [],
@@ -196,7 +207,7 @@ class Command(BaseCommand):
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - started
-        figures = self.verify(project, results, elapsed)
+        figures = self.verify(project, users, results, elapsed)
         self.stdout.write(
             f"{figures['judgments']} judgments in {elapsed:.1f} s by {annotators} annotators: "
             f"{figures['judgments_per_second']} judgments/s; next task p50/p95/p99 "
@@ -245,25 +256,25 @@ class Command(BaseCommand):
         refresh_planner_statistics()
         return project
 
-    def make_annotators(self, project: Project, count: int) -> list[str]:
+    def make_annotators(self, project: Project, count: int) -> tuple[list[str], list]:
+        run = int(time.time())  # a reused project gets new annotators each run
         users = get_user_model().objects.bulk_create(
-            [get_user_model()(username=f"{project.slug}-a{i}") for i in range(count)]
+            [get_user_model()(username=f"{project.slug}-{run}-a{i}") for i in range(count)]
         )
         Membership.objects.bulk_create(
             [Membership(project=project, user=u, role=Role.ANNOTATOR) for u in users]
         )
-        return [Token.objects.create(user=u).key for u in users]
+        return [Token.objects.create(user=u).key for u in users], users
 
-    def verify(self, project: Project, results: dict, elapsed: float) -> dict:
+    def verify(self, project: Project, users: list, results: dict, elapsed: float) -> dict:
+        """This run's annotators' judgments against what they were told; the project's spend
+        against the sum of all its judgments (a reused project holds earlier runs' too)."""
         acked = results["acked"]
-        stored = dict(
-            Judgment.objects.filter(project=project).values_list("client_uuid", "task_id")
-        )
+        ours = Judgment.objects.filter(project=project, annotator__in=users)
+        stored = dict(ours.values_list("client_uuid", "task_id"))
         stored_uuids = {str(u) for u in stored}
         lost = sum(1 for client_uuid, _, _ in acked if client_uuid not in stored_uuids)
-        per_uuid = (
-            Judgment.objects.filter(project=project).values("client_uuid").annotate(n=Count("pk"))
-        )
+        per_uuid = ours.values("client_uuid").annotate(n=Count("pk"))
         duplicated = sum(row["n"] - 1 for row in per_uuid if row["n"] > 1)
         # A task needs one judgment here: a second one means two annotators held it at once.
         double = (
@@ -280,6 +291,7 @@ class Command(BaseCommand):
         summed = Judgment.objects.filter(project=project).aggregate(s=exact_sum("cost"))[
             "s"
         ] or Decimal("0")
+        ours_summed = ours.aggregate(s=exact_sum("cost"))["s"] or Decimal("0")
         judgments = len(stored)
         return {
             "judgments": judgments,
@@ -287,7 +299,7 @@ class Command(BaseCommand):
             "double_assignments": double,
             "lost_judgments": lost,
             "duplicated_judgments": duplicated,
-            "budget_mismatch": int(spent != summed or summed != expected_cost),
+            "budget_mismatch": int(spent != summed or ours_summed != expected_cost),
             "next_task_ms": percentiles(results["next_ms"]),
             "submit_ms": percentiles(results["submit_ms"]),
             "retried_submits": results["retried"],

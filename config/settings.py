@@ -144,11 +144,15 @@ STORAGES = {
 
 # Upload and import limits (bytes / pixels). An import larger than this is refused whole.
 PAGEWISE_MAX_IMPORT_BYTES = int(os.environ.get("PAGEWISE_MAX_IMPORT_BYTES", 512 * 1024 * 1024))
-# One line of an import's JSONL (refused with its number beyond this) and the lines of one file
-# (blank ones count): what bounds an import's memory and time whatever the file holds.
 # A training run renews its lease (RerankerVersion.heartbeat_at) every epoch; the sweep takes
 # over a version whose heartbeat is older than this.
 PAGEWISE_TRAINING_STALL_SECONDS = int(os.environ.get("PAGEWISE_TRAINING_STALL_SECONDS", 300))
+# Imports run in a worker: the upload waits in this folder (shared by the web and the workers)
+# until its run ends; the worker writes the run's progress every this many lines.
+PAGEWISE_IMPORT_DIR = Path(os.environ.get("PAGEWISE_IMPORT_DIR", VAR_DIR / "imports"))
+PAGEWISE_IMPORT_PROGRESS_ROWS = int(os.environ.get("PAGEWISE_IMPORT_PROGRESS_ROWS", 5000))
+# One line of an import's JSONL (refused with its number beyond this) and the lines of one file
+# (blank ones count): what bounds an import's memory and time whatever the file holds.
 PAGEWISE_MAX_IMPORT_LINE_BYTES = int(os.environ.get("PAGEWISE_MAX_IMPORT_LINE_BYTES", 1024 * 1024))
 PAGEWISE_MAX_IMPORT_LINES = int(os.environ.get("PAGEWISE_MAX_IMPORT_LINES", 5_000_000))
 PAGEWISE_MAX_IMAGE_BYTES = int(os.environ.get("PAGEWISE_MAX_IMAGE_BYTES", 10 * 1024 * 1024))

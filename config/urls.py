@@ -53,6 +53,21 @@ urlpatterns = [
     path("api/projects/", labeling_api.ProjectListApi.as_view(), name="api-projects"),
     path("api/projects/<slug:slug>/", labeling_api.ProjectDetailApi.as_view(), name="api-project"),
     path("api/projects/<slug:slug>/import/", labeling_api.ImportApi.as_view(), name="api-import"),
+    path(
+        "api/projects/<slug:slug>/imports/",
+        labeling_api.ImportRunListApi.as_view(),
+        name="api-import-runs",
+    ),
+    path(
+        "api/projects/<slug:slug>/imports/<int:run_id>/",
+        labeling_api.ImportRunApi.as_view(),
+        name="api-import-run",
+    ),
+    path(
+        "api/projects/<slug:slug>/imports/<int:run_id>/cancel/",
+        labeling_api.ImportRunCancelApi.as_view(),
+        name="api-import-run-cancel",
+    ),
     # The annotator's workflow. Task ids are parsed by the API, so a bad id is a JSON 404.
     path("projects/<slug:slug>/annotate/", labeling_views.annotate, name="annotate"),
     path(

@@ -142,9 +142,12 @@ class ImportRunAdmin(admin.ModelAdmin):
     list_display = [
         "project",
         "filename",
+        "status",
+        "rows_read",
+        "problems_total",
         "queries_created",
         "items_created",
         "created_by",
         "created_at",
     ]
-    list_filter = ["project"]
+    list_filter = ["project", "status"]

@@ -42,3 +42,10 @@ class ImportFailed(PagewiseError):
         )
         self.problems = problems
         self.total = total
+
+
+class ImportCancelled(PagewiseError):
+    """A lead cancelled a running import; nothing of it was stored."""
+
+    def __init__(self) -> None:
+        super().__init__("The import was cancelled; nothing was stored.")

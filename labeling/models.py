@@ -532,23 +532,58 @@ class TaskSkip(models.Model):
         return f"Skip of task {self.task_id} by {self.annotator_id}"
 
 
+class ImportStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
 class ImportRun(models.Model):
-    """The record of one successful import (a failed import stores nothing, by design)."""
+    """One import of a file: queued by the web or the API, run by a worker (or at once by the
+    CLI). All or nothing: only a run that succeeded stored anything."""
+
+    ACTIVE = (ImportStatus.QUEUED, ImportStatus.RUNNING)
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="imports")
     filename = models.CharField(max_length=300)
+    status = models.CharField(
+        max_length=10, choices=ImportStatus.choices, default=ImportStatus.QUEUED
+    )
+    # "checking" (reading and validating every line) or "storing" (the one write transaction).
+    stage = models.CharField(max_length=10, blank=True, default="")
+    # The upload as written to disk for the worker; the file is removed when the run ends.
+    source_path = models.CharField(max_length=1000, blank=True, default="")
+    source_bytes = models.BigIntegerField(default=0)
+    rows_read = models.PositiveIntegerField(default=0)
+    # The first problems found (line, field, reason), capped; problems_total counts all of them.
+    problems = models.JSONField(default=list, blank=True)
+    problems_total = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
     queries_created = models.PositiveIntegerField(default=0)
     items_created = models.PositiveIntegerField(default=0)
+    images_stored = models.PositiveIntegerField(default=0)
+    ignored_members = models.JSONField(default=list, blank=True)
+    ignored_members_total = models.PositiveIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    task_id = models.CharField(max_length=255, blank=True, default="")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-created_at", "-pk"]
 
     def __str__(self) -> str:
-        return f"{self.filename} ({self.items_created} items)"
+        return f"{self.filename} ({self.status}, {self.items_created} items)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
 
 
 class Adjudication(models.Model):

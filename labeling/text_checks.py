@@ -58,6 +58,11 @@ FORMULA_STARTS = ("=", "+", "-", "@")
 
 def external_id_problem(value: str) -> str | None:
     """Why `value` cannot be a query or item id (it must survive qrels, run and CSV), or None."""
+    # The common case at C speed: printable ASCII holds no whitespace but the space.
+    if value.isascii() and value.isprintable() and " " not in value:
+        if value.startswith(FORMULA_STARTS):
+            return f"must not start with {value[0]!r} (spreadsheets run such cells as formulas)"
+        return None
     for position, char in enumerate(value, start=1):
         if char.isspace():
             return f"must not contain whitespace (character {position} is {char!r})"

@@ -29,6 +29,21 @@ urlpatterns = [
     ),
     path("projects/<slug:slug>/members/", views_lead.members_page, name="lead-members"),
     path("projects/<slug:slug>/import/", views_lead.import_page, name="lead-import"),
+    path(
+        "projects/<slug:slug>/import/runs/<int:run_id>/",
+        views_lead.import_run_page,
+        name="lead-import-run",
+    ),
+    path(
+        "projects/<slug:slug>/import/runs/<int:run_id>/status/",
+        views_lead.import_run_status,
+        name="lead-import-run-status",
+    ),
+    path(
+        "projects/<slug:slug>/import/runs/<int:run_id>/cancel/",
+        views_lead.import_run_cancel,
+        name="lead-import-run-cancel",
+    ),
     path("projects/<slug:slug>/dashboard/", views_lead.dashboard_page, name="lead-dashboard"),
     path(
         "projects/<slug:slug>/dashboard/resolve/",

@@ -16,8 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import dashboard, errors, exports, overlap, selectors
-from .imports import import_project_file
+from . import dashboard, errors, exports, import_runs, overlap, selectors
 from .models import BudgetPolicy, ImportRun, Project, Role, Strategy, VlmMode
 
 LEAD_ONLY = (Role.LEAD,)
@@ -298,11 +297,21 @@ def members_page(request, slug: str):
 # --- import -----------------------------------------------------------------------------------
 
 
+def _import_limits() -> dict:
+    return {
+        "bytes": settings.PAGEWISE_MAX_IMPORT_BYTES,
+        "line_bytes": settings.PAGEWISE_MAX_IMPORT_LINE_BYTES,
+        "lines": settings.PAGEWISE_MAX_IMPORT_LINES,
+    }
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def import_page(request, slug: str):
+    """The upload form and the project's recent imports; an upload is queued for a worker and
+    the browser goes to the run's page, which follows its progress."""
     project = _project(request, slug, LEAD_ONLY)
-    result = failure = None
+    failure = None
     status = 200
     if request.method == "POST":
         upload = request.FILES.get("file")
@@ -311,38 +320,60 @@ def import_page(request, slug: str):
             status = 400
         else:
             try:
-                result = import_project_file(
-                    project=project, file=upload, filename=upload.name, user=request.user
-                )
-            except errors.ImportFailed as exc:
-                failure = {
-                    "message": exc.message,
-                    "problems": [p.as_dict() for p in exc.problems],
-                    "total": exc.total,
-                }
-                status = 400
+                run = import_runs.queue_import(project=project, upload=upload, user=request.user)
             except errors.PagewiseError as exc:
                 failure = {"message": exc.message, "problems": []}
                 status = 400
+            else:
+                return redirect("lead-import-run", slug=project.slug, run_id=run.pk)
     runs = ImportRun.objects.filter(project=project).select_related("created_by")[:50]
     return render(
         request,
         "labeling/lead/import.html",
-        _context(
-            request,
-            project,
-            "import",
-            result=result,
-            failure=failure,
-            runs=runs,
-            limits={
-                "bytes": settings.PAGEWISE_MAX_IMPORT_BYTES,
-                "line_bytes": settings.PAGEWISE_MAX_IMPORT_LINE_BYTES,
-                "lines": settings.PAGEWISE_MAX_IMPORT_LINES,
-            },
-        ),  # fmt: skip
+        _context(request, project, "import", failure=failure, runs=runs, limits=_import_limits()),
         status=status,
     )
+
+
+def _import_run(request, slug: str, run_id: int) -> ImportRun:
+    project = _project(request, slug, LEAD_ONLY)
+    run = project.imports.select_related("project", "created_by").filter(pk=run_id).first()
+    if run is None:
+        raise Http404(f"No import {run_id} in this project.")
+    return run
+
+
+@login_required
+@require_GET
+def import_run_page(request, slug: str, run_id: int):
+    """One import: its status, rows read and problems so far (kept current by polling)."""
+    run = _import_run(request, slug, run_id)
+    return render(
+        request,
+        "labeling/lead/import_run.html",
+        _context(
+            request, run.project, "import",
+            run=run, run_json=import_runs.run_status(run), limits=_import_limits(),
+        ),
+    )  # fmt: skip
+
+
+@login_required
+@require_GET
+def import_run_status(request, slug: str, run_id: int):
+    return JsonResponse(import_runs.run_status(_import_run(request, slug, run_id)))
+
+
+@login_required
+@require_POST
+def import_run_cancel(request, slug: str, run_id: int):
+    run = _import_run(request, slug, run_id)
+    try:
+        import_runs.request_cancel(run=run)
+        messages.info(request, "Cancelling the import: nothing of it will be stored.")
+    except errors.PagewiseError as exc:
+        messages.error(request, exc.message)
+    return redirect("lead-import-run", slug=run.project.slug, run_id=run.pk)
 
 
 # --- dashboard and review ---------------------------------------------------------------------

@@ -60,6 +60,7 @@ def _media_root_and_eager_tasks(request, tmp_path):
     cache.clear()  # login rate-limit counters must not leak from one test into another
     settings = request.getfixturevalue("settings")
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.PAGEWISE_IMPORT_DIR = tmp_path / "imports"
     # Encoding needs the real models (seconds to load): only the tests that ask for it pay.
     settings.PAGEWISE_EMBED_AFTER_IMPORT = request.node.get_closest_marker("embeds") is not None
     eager = request.node.get_closest_marker("redis") is None

@@ -1,6 +1,6 @@
-// Import page: send the upload with XHR so a progress bar can show it, then show the server's
-// answer (the same HTML page, with counts or the problem table) in place. Without JavaScript
-// the form posts normally.
+// Import page: send the upload with XHR so a progress bar can show it, then go to the page of
+// the queued import run (the server redirects there), or show a refusal in place. Without
+// JavaScript the form posts normally.
 (function () {
   "use strict";
   function attach() {
@@ -21,9 +21,13 @@
         const percent = Math.round((e.loaded / e.total) * 100);
         bar.setAttribute("aria-valuenow", String(percent));
         bar.firstElementChild.style.width = percent + "%";
-        status.textContent = percent < 100 ? "Uploading… " + percent + "%" : "Checking every line…";
+        status.textContent = percent < 100 ? "Uploading… " + percent + "%" : "Queueing the import…";
       };
       xhr.onload = function () {
+        if (xhr.status === 200 && xhr.responseURL && xhr.responseURL !== window.location.href) {
+          window.location.assign(xhr.responseURL);  // the run's page, which follows its progress
+          return;
+        }
         const fresh = new DOMParser().parseFromString(xhr.responseText, "text/html").querySelector("main");
         if (fresh) {
           document.querySelector("main").replaceWith(fresh);

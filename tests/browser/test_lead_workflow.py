@@ -65,8 +65,12 @@ LINES = [
 
 
 def test_a_lead_creates_a_project_imports_and_invites_someone_who_gets_an_api_token(
-    live_server, chromium, tmp_path
+    live_server, chromium, tmp_path, monkeypatch
 ):
+    from labeling.tasks import run_import
+
+    queued: list[int] = []  # the worker's queue: this test runs the task when it chooses
+    monkeypatch.setattr(run_import, "apply_async", lambda args, **kw: queued.append(args[0]))
     maria = get_user_model().objects.create_user("maria", password="pagewise-maria-1")
     maria.user_permissions.add(Permission.objects.get(codename="add_project"))
     context, page, errors = log_in(chromium, live_server, "maria", "pagewise-maria-1")
@@ -84,8 +88,20 @@ def test_a_lead_creates_a_project_imports_and_invites_someone_who_gets_an_api_to
     data.write_text("".join(json.dumps(line) + "\n" for line in LINES))
     page.set_input_files("#file", str(data))
     page.click("#import-form button[type=submit]")
-    page.wait_for_selector("text=Imported.")
+    # The request answers at once: the run's page shows it queued, nothing stored yet.
+    page.wait_for_url(f"{live_server.url}/projects/shoe-search/import/runs/*/")
+    assert page.text_content("#run-status").strip() == "queued"
+    assert project.items.count() == 0
+    assert page.is_visible("#run-cancel button")
+    assert run_import(queued.pop()) == "succeeded"  # the worker runs it; the page polls
+    page.wait_for_selector("#run-outcome >> text=Imported. 1 queries, 2 items")
+    assert page.text_content("#run-status").strip() == "succeeded"
+    assert page.text_content("#run-rows").strip() == "3"
+    assert not page.is_visible("#run-cancel button")
+    page.screenshot(path=SCREENSHOTS / "lead-import-run.png", full_page=True)
     assert project.items.count() == 2
+    page.click("text=Back to the import page")
+    assert "shoes.jsonl" in page.text_content("#import-runs")
 
     page.click(".lead-nav >> text=Members")
     page.fill("#invite-username", "newbie")

@@ -311,20 +311,25 @@ def test_members_page_adds_changes_and_removes(client, project, make_user):
     assert not project.memberships.filter(user__username="newbie").exists()
 
 
-def test_import_page_lists_every_problem_and_past_runs(client, project, make_user):
+def test_import_page_queues_a_run_whose_page_lists_every_problem_and_past_runs(
+    client, project, make_user, django_capture_on_commit_callbacks
+):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     lead = make_user("boss", role="lead", project=project)
     client.force_login(lead)
     url = reverse("lead-import", args=[project.slug])
     bad = b'{"type": "query", "id": "q1"}\n{"type": "item"}\nnot json\n'
-    response = client.post(url, {"file": SimpleUploadedFile("bad.jsonl", bad)})
-    assert response.status_code == 400
-    html = response.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, {"file": SimpleUploadedFile("bad.jsonl", bad)})
+    assert response.status_code == 302
+    html = client.get(response["Location"]).content.decode()
     assert "nothing was stored" in html and html.count('<tr><td class="num">') >= 3
     good = b'{"type": "query", "id": "q1", "text": "cats"}\n{"type": "item", "id": "d1", "query": "q1", "modality": "text", "title": "A cat"}\n'
-    response = client.post(url, {"file": SimpleUploadedFile("good.jsonl", good)})
-    assert response.status_code == 200
-    html = response.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(url, {"file": SimpleUploadedFile("good.jsonl", good)})
+    html = client.get(response["Location"]).content.decode()
     assert "1 queries, 1 items" in html and "good.jsonl" in html
+    html = client.get(url).content.decode()
+    assert "good.jsonl" in html and "succeeded" in html and "failed" in html
     assert client.post(url, {}).status_code == 400

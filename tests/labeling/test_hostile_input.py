@@ -107,14 +107,19 @@ def test_a_gold_grade_on_an_existing_train_query_is_refused(project):
     ]
 
 
-def test_the_import_api_names_a_damaged_member(project, make_user):
+def test_the_import_api_names_a_damaged_member(
+    project, make_user, django_capture_on_commit_callbacks
+):
     client = APIClient()
     client.force_authenticate(make_user("lead", role=Role.LEAD, project=project))
     upload = damaged_zip("data.jsonl", "crc")
     upload.name = "data.zip"
-    response = client.post(f"/api/projects/{project.slug}/import/", {"file": upload})
-    assert response.status_code == 400, response.content
-    assert "cannot be read" in response.json()["extra"]["fields"]["problems"][0]["reason"]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/api/projects/{project.slug}/import/", {"file": upload})
+    assert response.status_code == 202, response.content
+    run = client.get(response.json()["url"]).json()
+    assert run["status"] == "failed"
+    assert "cannot be read" in run["problems"][0]["reason"]
 
 
 @pytest.fixture

@@ -259,24 +259,34 @@ def test_import_with_unknown_field_and_bad_gold_grade_names_both(project):
     ]
 
 
-def test_import_api_refuses_bad_file_with_one_error_shape(project, make_user, client):
+def api_import(client, project, upload, capture) -> dict:
+    """Post an upload to the import API, run the queued job (eagerly), return the run's status."""
+    with capture(execute=True):
+        response = client.post(f"/api/projects/{project.slug}/import/", {"file": upload})
+    assert response.status_code == 202, response.content
+    return client.get(response.json()["url"]).json()
+
+
+def test_import_api_refuses_bad_file_with_the_problems_on_the_run(
+    project, make_user, client, django_capture_on_commit_callbacks
+):
     lead = make_user("lead", role="lead", project=project)
     client.force_login(lead)
     upload = jsonl(Q1, text_item(modality="video"))
     upload.name = "bad.jsonl"
-    response = client.post(f"/api/projects/{project.slug}/import/", {"file": upload})
-    assert response.status_code == 400
-    body = response.json()
-    assert body["message"].startswith("Import refused: 1 problem")
-    assert body["extra"]["fields"]["problems"][0] == {
-        "line": 2,
-        "field": "modality",
-        "reason": body["extra"]["fields"]["problems"][0]["reason"],
-    }
+    run = api_import(client, project, upload, django_capture_on_commit_callbacks)
+    assert run["status"] == "failed"
+    assert run["error"].startswith("Import refused: 1 problem")
+    assert run["problems"] == [
+        {"line": 2, "field": "modality", "reason": run["problems"][0]["reason"]}
+    ]
+    assert run["problems_total"] == 1 and run["rows_read"] == 2
     assert Item.objects.count() == 0
 
 
-def test_import_api_stores_good_file_for_lead_only(project, make_user, client):
+def test_import_api_stores_good_file_for_lead_only(
+    project, make_user, client, django_capture_on_commit_callbacks
+):
     annotator = make_user("ann", role="annotator", project=project)
     lead = make_user("lead", role="lead", project=project)
     upload = jsonl(Q1, text_item())
@@ -285,11 +295,11 @@ def test_import_api_stores_good_file_for_lead_only(project, make_user, client):
     assert client.post(f"/api/projects/{project.slug}/import/", {"file": upload}).status_code == 403
     upload.seek(0)
     client.force_login(lead)
-    response = client.post(f"/api/projects/{project.slug}/import/", {"file": upload})
-    assert response.status_code == 201, response.content
-    assert response.json() == {
-        "queries_created": 1, "items_created": 1, "images_stored": 0,
-        "ignored_members": [], "ignored_members_total": 0,
+    run = api_import(client, project, upload, django_capture_on_commit_callbacks)
+    assert {k: run[k] for k in ("status", "queries_created", "items_created", "images_stored",
+                                "ignored_members", "ignored_members_total", "rows_read")} == {
+        "status": "succeeded", "queries_created": 1, "items_created": 1, "images_stored": 0,
+        "ignored_members": [], "ignored_members_total": 0, "rows_read": 2,
     }  # fmt: skip
 
 
@@ -362,7 +372,7 @@ def test_a_long_line_in_a_zip_is_skipped_in_bounded_pieces(project, settings):
 
 
 def test_zip_members_no_line_names_are_listed_as_ignored_and_never_stored(
-    project, make_user, client, settings
+    project, make_user, client, settings, django_capture_on_commit_callbacks
 ):
     records = [
         Q1,
@@ -374,19 +384,22 @@ def test_zip_members_no_line_names_are_listed_as_ignored_and_never_stored(
     )
     upload.name = "d.zip"
     client.force_login(make_user("lead", role="lead", project=project))
-    response = client.post(f"/api/projects/{project.slug}/import/", {"file": upload})
-    assert response.status_code == 201, response.content
-    body = response.json()
+    body = api_import(client, project, upload, django_capture_on_commit_callbacks)
+    assert body["status"] == "succeeded"
     assert body["ignored_members"] == ["img/bomb.png", "notes/readme.txt"]
     assert body["ignored_members_total"] == 2
     stored = [p.name for p in (settings.MEDIA_ROOT / "projects").rglob("*") if p.is_file()]
     assert len(stored) == 1 and Item.objects.get().image.read() == png()
 
 
-def test_the_import_page_lists_ignored_members(project, make_user, client):
+def test_the_import_run_page_lists_ignored_members(
+    project, make_user, client, django_capture_on_commit_callbacks
+):
     upload = zipped([Q1, text_item()], {"extra.png": png()})
     upload.name = "d.zip"
     client.force_login(make_user("lead", role="lead", project=project))
-    page = client.post(f"/projects/{project.slug}/import/", {"file": upload}).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/projects/{project.slug}/import/", {"file": upload})
+    page = client.get(response["Location"]).content.decode()
     assert "1 file in the zip is named by no line and was ignored" in page
     assert "<code>extra.png</code>" in page

@@ -202,6 +202,8 @@ class SimulationPlan:
     strategies: Sequence[str] = STRATEGIES
     budgets: Sequence[float] = DEFAULT_BUDGETS
     seeds: int = 3
+    # Seeds first_seed .. first_seed + seeds - 1: a later run adds seeds to an earlier one's.
+    first_seed: int = 0
     single_modal: Sequence[bool] = (True,)
     world: WorldSpec = field(default_factory=WorldSpec)
     training: TrainingSpec = field(default_factory=TrainingSpec)
@@ -239,7 +241,7 @@ def simulate(
     total = (
         plan.seeds * len(plan.single_modal) * sum(len(plan.budgets_of(s)) for s in plan.strategies)
     )
-    for seed in range(plan.seeds):
+    for seed in range(plan.first_seed, plan.first_seed + plan.seeds):
         seed_world = store_seed_world(plan.world, seed, label=label)
         trained: dict = {}  # this seed's results by the supervision they were trained on
         try:

@@ -119,6 +119,7 @@ def summarise(
             "iso_anchor_policy": plan.policy,
             "iso_anchor_search_share": search_share(plan.world, plan.policy),
             "seeds": plan.seeds,
+            "first_seed": plan.first_seed,
         },
         "training": asdict(plan.training),
         "full_ndcg10": full_ndcg10,

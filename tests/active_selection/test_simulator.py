@@ -6,7 +6,7 @@ import json
 from dataclasses import replace
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from active_selection import simulator
 from labeling.models import Project
@@ -113,6 +113,22 @@ def test_the_recommendation_is_the_cheapest_strategy_within_one_percent_of_full(
     assert results["cheapest_to_match_full"] == results["recommended"] == "iso_anchor"
     runs = [r for r in runs if r.strategy != "iso_anchor"]
     assert simulator.summarise(plan, runs, [{}], seconds=1.0)["recommended"] == "full"
+
+
+def test_first_seed_runs_later_seeds_so_a_run_can_add_seeds_to_an_earlier_ones(run):
+    args = ("--strategies", "full", "--budgets", "1.0")
+    first = run(*args)
+    later = run(*args, "--first-seed", "3")
+    assert [s["seed"] for s in first["results"][0]["per_seed"]] == [0]
+    assert [s["seed"] for s in later["results"][0]["per_seed"]] == [3]
+    assert (first["world"]["first_seed"], later["world"]["first_seed"]) == (0, 3)
+    assert later["baselines"] != first["baselines"], "seed 3 is another world"
+
+
+def test_simulate_refuses_no_seeds_and_a_negative_first_seed(run):
+    for args in (("--seeds", "0"), ("--first-seed", "-1")):
+        with pytest.raises(CommandError, match="--seeds must be at least 1"):
+            run(*args)
 
 
 def test_runs_that_bought_the_same_labels_share_one_training(run, monkeypatch):

@@ -79,6 +79,10 @@ class Command(BaseCommand):
             help="budgets of some strategies instead of --budgets: 'full=1.0;random=0.1,0.3'",
         )  # fmt: skip
         parser.add_argument("--seeds", type=int, default=3)
+        parser.add_argument(
+            "--first-seed", type=int, default=0,
+            help="seeds FIRST .. FIRST+SEEDS-1 (default 0): more seeds for an earlier run's",
+        )  # fmt: skip
         parser.add_argument("--single-modal", default="on", help="on, off or on,off")
         parser.add_argument("--out", default="var/sim/results.json")
         parser.add_argument("--plot", default=None, help="PNG path (default: beside --out)")
@@ -169,6 +173,8 @@ class Command(BaseCommand):
         unknown = set(strategies) - set(simulator.KNOWN_STRATEGIES)
         if unknown:
             raise CommandError(f"unknown strategies: {', '.join(sorted(unknown))}")
+        if options["seeds"] < 1 or options["first_seed"] < 0:
+            raise CommandError("--seeds must be at least 1 and --first-seed at least 0")
         budgets = _floats(options["budgets"])
         if not budgets or any(not 0 < b <= 1 for b in budgets):
             raise CommandError("budgets are fractions in (0, 1]")
@@ -186,6 +192,7 @@ class Command(BaseCommand):
         plan = simulator.SimulationPlan(
             strategy_budgets=strategy_budgets,
             strategies=strategies, budgets=budgets, seeds=options["seeds"],
+            first_seed=options["first_seed"],
             single_modal=_switches(options["single_modal"]), world=spec, training=training,
             policy=options["policy"]
             or (project.budget_policy if project is not None else simulator.BREADTH_FIRST),

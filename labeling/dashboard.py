@@ -343,15 +343,28 @@ OPEN_TASKS_SHOWN = 50
 def open_tasks(*, project: Project, limit: int = OPEN_TASKS_SHOWN) -> dict[str, Any]:
     """The open and leased tasks, best first, with why each was chosen (the reason names a
     comparison's anchor and its grade, so only leads see it: annotators' tasks are blind)."""
+    pending = Task.objects.filter(project=project)
+    # The best `limit` of each status through the queue index (project, status, -priority, id),
+    # then the best `limit` of both: no sort or count of every open task's judgments.
+    best = sorted(
+        (
+            row
+            for status in (TaskStatus.OPEN, TaskStatus.LEASED)
+            for row in pending.filter(status=status)
+            .order_by("-priority", "id")
+            .values_list("priority", "id")[:limit]
+        ),
+        key=lambda row: (-row[0], row[1]),
+    )[:limit]
     tasks = (
-        Task.objects.filter(project=project, status__in=[TaskStatus.OPEN, TaskStatus.LEASED])
+        Task.objects.filter(pk__in=[pk for _, pk in best])
         .select_related("page__query", "anchor__query", "assignee")
         .annotate(judged=Count("judgments", distinct=True))
         .prefetch_related("excluded_annotators")
         .order_by("-priority", "id")
     )
     rows = []
-    for task in tasks[:limit]:
+    for task in tasks:
         query = task.page.query if task.page_id else task.anchor.query
         rows.append(
             {
@@ -367,7 +380,8 @@ def open_tasks(*, project: Project, limit: int = OPEN_TASKS_SHOWN) -> dict[str, 
                 "excluded": sorted(u.username for u in task.excluded_annotators.all()),
             }
         )
-    return {"total": tasks.count(), "shown": rows}
+    total = pending.filter(status__in=[TaskStatus.OPEN, TaskStatus.LEASED]).count()
+    return {"total": total, "shown": rows}
 
 
 def dashboard_summary(*, project: Project) -> dict[str, Any]:

@@ -151,3 +151,20 @@ def human_grades(*, query_ids) -> dict[int, int]:
     decided = Adjudication.objects.filter(item__query_id__in=query_ids)
     labels.update(decided.values_list("item_id", "grade"))
     return labels
+
+
+def human_graded_item_count(*, project: Project, split: str) -> int:
+    """len(human_grades(...)) over the project's queries of `split`, counted by the database:
+    the distinct items with a current grade or an adjudication. Reads the project's grade rows
+    (a few per judgment), never its items, so it stays fast however many items were imported."""
+    from .models import Adjudication, ItemGrade
+
+    graded = ItemGrade.objects.filter(
+        judgment__project=project,
+        judgment__superseded_by__isnull=True,
+        item__query__split=split,
+    ).values("item_id")
+    decided = Adjudication.objects.filter(item__project=project, item__query__split=split).values(
+        "item_id"
+    )
+    return graded.union(decided).count()

@@ -31,7 +31,7 @@ from active_selection.calibration import (
 from active_selection.models import ImpliedGrade, PairSource, PreferencePair
 from active_selection.strategies import CALIBRATED_STRATEGIES
 from labeling.models import CompareOutcome, Item, Judgment, Project, Query, Split, TaskKind
-from labeling.selectors import budget_status, human_grades
+from labeling.selectors import budget_status, human_graded_item_count, human_grades
 from labeling.services import recompute_upstream_ranks
 from labeling.signals import announce, version_activated
 
@@ -493,10 +493,9 @@ def _mark_stalled(version: RerankerVersion) -> None:
 
 
 def supervision_count(*, project: Project) -> dict[str, int]:
-    query_ids = list(project.queries.filter(split=Split.TRAIN).values_list("pk", flat=True))
     pairs = PreferencePair.objects.filter(project=project)
     return {
-        "graded_items": len(human_grades(query_ids=query_ids)),
+        "graded_items": human_graded_item_count(project=project, split=Split.TRAIN),
         "pairs_human": pairs.filter(source=PairSource.HUMAN).count(),
         "pairs_implied": pairs.filter(source=PairSource.IMPLIED).count(),
     }

@@ -242,8 +242,8 @@ def recommended_in(results: dict) -> str:
 
 def apply_recommendation(*, project: Project, report: SimulationReport) -> str:
     """Set the project's strategy to the one the report recommends, through the settings path
-    (`labeling.dashboard.update_project_settings`: its checks and its row lock). Returns it."""
-    from labeling import dashboard
+    (`web.dashboard.update_project_settings`: its checks and its row lock). Returns it."""
+    from web import dashboard
 
     if report.project_id != project.pk:
         raise NotFound(f"No simulation report {report.pk} in '{project.name}'.")
@@ -301,7 +301,7 @@ def _percent(fraction: float) -> str:
 def report_summary(*, report: SimulationReport) -> dict[str, Any]:
     """What the settings page shows of a done report: the verdict (paired on the seeds, said
     against the project's current strategy), the chart with the spread over seeds, the rows."""
-    from labeling import charts
+    from web import charts
 
     results = report.results or {}
     full = results.get("full_ndcg10")

@@ -6,7 +6,7 @@ import logging
 
 from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
 
-from labeling.api_errors import BUSY_MESSAGE, RETRY_AFTER_SECONDS, is_database_busy
+from web.api_errors import BUSY_MESSAGE, RETRY_AFTER_SECONDS, is_database_busy
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class AdminBadParametersMiddleware:
 class DatabaseBusyMiddleware:
     """A page or API view that could not get the database's write lock in time (SQLite's busy
     timeout) answers 503 with Retry-After, in JSON for API clients: never a 500, never the
-    debug page. The DRF views answer the same through labeling.api_errors."""
+    debug page. The DRF views answer the same through web.api_errors."""
 
     def __init__(self, get_response):
         self.get_response = get_response

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "webhooks",
     "data_browser",
     "review",
+    "web",
 ]
 
 MIDDLEWARE = [
@@ -234,7 +235,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "labeling.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "web.api_errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
 }

@@ -13,12 +13,10 @@ from drf_spectacular.views import (
     SpectacularSwaggerView,
 )
 
-from labeling import api as labeling_api
-from labeling import api_tasks as labeling_api_tasks
-from labeling import views as labeling_views
-from labeling.login import RateLimitedLoginView
 from labeling.models import Project
 from labeling.selectors import role_of
+from web import api, api_tasks, views
+from web.login import RateLimitedLoginView
 
 
 def _docs_page(view):
@@ -28,13 +26,13 @@ def _docs_page(view):
 
 
 urlpatterns = [
-    path("", include("labeling.urls_lead")),
+    path("", include("web.urls_lead")),
     path("", include("webhooks.urls")),
-    path("", include("labeling.urls_accounts")),
+    path("", include("web.urls_accounts")),
     path("", include("data_browser.urls")),
-    path("", include("labeling.urls_annotator")),
+    path("", include("web.urls_annotator")),
     path("", include("review.urls")),
-    path("", labeling_views.home, name="home"),
+    path("", views.home, name="home"),
     path("accounts/login/", RateLimitedLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
@@ -50,54 +48,54 @@ urlpatterns = [
         _docs_page(SpectacularRedocView.as_view(url_name="api-schema")),
         name="api-redoc",
     ),
-    path("api/projects/", labeling_api.ProjectListApi.as_view(), name="api-projects"),
-    path("api/projects/<slug:slug>/", labeling_api.ProjectDetailApi.as_view(), name="api-project"),
-    path("api/projects/<slug:slug>/import/", labeling_api.ImportApi.as_view(), name="api-import"),
+    path("api/projects/", api.ProjectListApi.as_view(), name="api-projects"),
+    path("api/projects/<slug:slug>/", api.ProjectDetailApi.as_view(), name="api-project"),
+    path("api/projects/<slug:slug>/import/", api.ImportApi.as_view(), name="api-import"),
     path(
         "api/projects/<slug:slug>/imports/",
-        labeling_api.ImportRunListApi.as_view(),
+        api.ImportRunListApi.as_view(),
         name="api-import-runs",
     ),
     path(
         "api/projects/<slug:slug>/imports/<int:run_id>/",
-        labeling_api.ImportRunApi.as_view(),
+        api.ImportRunApi.as_view(),
         name="api-import-run",
     ),
     path(
         "api/projects/<slug:slug>/imports/<int:run_id>/cancel/",
-        labeling_api.ImportRunCancelApi.as_view(),
+        api.ImportRunCancelApi.as_view(),
         name="api-import-run-cancel",
     ),
     # The annotator's workflow. Task ids are parsed by the API, so a bad id is a JSON 404.
-    path("projects/<slug:slug>/annotate/", labeling_views.annotate, name="annotate"),
+    path("projects/<slug:slug>/annotate/", views.annotate, name="annotate"),
     path(
         "api/projects/<slug:slug>/tasks/next/",
-        labeling_api_tasks.NextTaskApi.as_view(),
+        api_tasks.NextTaskApi.as_view(),
         name="api-task-next",
     ),
     path(
         "api/tasks/<str:task_id>/submit/",
-        labeling_api_tasks.SubmitJudgmentApi.as_view(),
+        api_tasks.SubmitJudgmentApi.as_view(),
         name="api-task-submit",
     ),
     path(
         "api/tasks/<str:task_id>/skip/",
-        labeling_api_tasks.SkipTaskApi.as_view(),
+        api_tasks.SkipTaskApi.as_view(),
         name="api-task-skip",
     ),
     path(
         "api/tasks/<str:task_id>/unskip/",
-        labeling_api_tasks.UnskipTaskApi.as_view(),
+        api_tasks.UnskipTaskApi.as_view(),
         name="api-task-unskip",
     ),
     path(
         "api/judgments/<str:judgment_id>/",
-        labeling_api_tasks.RevisionApi.as_view(),
+        api_tasks.RevisionApi.as_view(),
         name="api-judgment",
     ),
     path(
         "api/judgments/<str:judgment_id>/revise/",
-        labeling_api_tasks.ReviseJudgmentApi.as_view(),
+        api_tasks.ReviseJudgmentApi.as_view(),
         name="api-judgment-revise",
     ),
 ]

@@ -1,4 +1,4 @@
-"""Typed errors raised by services; labeling/api_errors.py turns them into one response shape."""
+"""Typed errors raised by services; web/api_errors.py turns them into one response shape."""
 
 from __future__ import annotations
 

@@ -12,8 +12,8 @@ from statistics import median_low
 from django.contrib.auth import get_user_model
 
 from active_selection.models import AnchorSearch
-from labeling.dashboard import disagreements
 from labeling.models import Adjudication, Item, Project
+from web.dashboard import disagreements
 
 OUTCOME_WORDS = {
     "b_better": "more relevant than",

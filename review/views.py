@@ -10,8 +10,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from labeling import dashboard, errors, guidelines, selectors
+from labeling import errors, guidelines, selectors
 from labeling.models import Role
+from web import dashboard
 
 from .selectors import counts_by_kind, review_queue
 

@@ -14,10 +14,11 @@ from django.urls import reverse
 from active_selection import sweep
 from active_selection.models import AnchorSearch
 from active_selection.selectors import why_no_task
-from labeling import assignment, dashboard
+from labeling import assignment
 from labeling.demo import load_demo
 from labeling.models import Project, Task, TaskKind, TaskStatus
 from labeling.selectors import budget_status
+from web import dashboard
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

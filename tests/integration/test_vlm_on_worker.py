@@ -7,10 +7,10 @@ import pytest
 from django.core.files.base import ContentFile
 from PIL import Image
 
-from labeling import dashboard
 from labeling.models import Item, Project, Query
 from ranking.ml.vlm_tiny import build_tiny_vlm
 from ranking.models import ItemVlmScore, VlmScoringRun
+from web import dashboard
 
 from .conftest import wait_for
 

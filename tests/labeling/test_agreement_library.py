@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labeling.dashboard import krippendorff_alpha
+from web.dashboard import krippendorff_alpha
 
 
 def hand_rolled_alpha(units: Iterable[Sequence[float]], *, level: str = "ordinal") -> float | None:

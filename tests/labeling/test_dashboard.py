@@ -9,10 +9,10 @@ import pytest
 from django.urls import reverse
 
 from active_selection.models import SimulationReport
-from labeling import charts, dashboard
 from labeling.models import Adjudication
 from labeling.selectors import human_grades
 from ranking.models import RerankerVersion
+from web import charts, dashboard
 
 from .lead_factories import small_project
 

@@ -12,8 +12,8 @@ from django.urls import reverse
 from hypothesis import given
 from hypothesis import strategies as st
 
-from labeling import charts
 from ranking.models import RerankerVersion
+from web import charts
 
 scores = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
 

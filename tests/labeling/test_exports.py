@@ -14,7 +14,6 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from active_selection.models import PairSource, PreferencePair
-from labeling import exports
 from labeling.models import (
     CandidatePage,
     Item,
@@ -26,6 +25,7 @@ from labeling.models import (
     TaskStatus,
 )
 from ranking.models import RerankerVersion
+from web import exports
 
 from .lead_factories import small_project
 

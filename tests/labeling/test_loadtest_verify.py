@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from labeling.assignment import claim_next_task, submit_judgment
-from labeling.management.commands.loadtest import Command
+from web.management.commands.loadtest import Command
 
 from .task_factories import make_page_task, page_item_ids
 

@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from labeling.assignment import annotator_progress
-from labeling.dashboard import spend_by_kind
 from labeling.models import Judgment, Project, Task, TaskKind
 from labeling.money import exact_sum
 from labeling.selectors import budget_status
+from web.dashboard import spend_by_kind
 
 from .task_factories import make_compare_task, make_page_task
 

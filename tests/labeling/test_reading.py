@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from labeling.api_tasks import SNIPPET_CHARS, source_url
 from labeling.models import Item, Role
+from web.api_tasks import SNIPPET_CHARS, source_url
 
 from .task_factories import make_page_task
 

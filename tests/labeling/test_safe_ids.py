@@ -12,10 +12,10 @@ from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
 
 from labeling.errors import ImportFailed
-from labeling.exports import judgments_csv
 from labeling.imports import import_project_file
 from labeling.models import Item, Project, Query
 from labeling.text_checks import csv_safe, external_id_problem
+from web.exports import judgments_csv
 
 from .lead_factories import grade, make_page
 from .test_import import Q1, jsonl, text_item

@@ -12,9 +12,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from labeling import assignment
-from labeling.management.commands.bench_pages import pages_to_time
 from labeling.models import Judgment, Project, Role, Task, TaskStatus
 from labeling.selectors import budget_status, projects_for
+from web.management.commands.bench_pages import pages_to_time
 
 from .task_factories import make_item, make_page_task, make_query, page_item_ids
 

@@ -10,11 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ir_measures import Qrel, ScoredDoc, nDCG
 
-from labeling import exports
 from labeling.models import Query, Split
 from ranking import services
 from ranking.ml.metrics import mean_trec_ndcg_at_k
 from ranking.ml.synthetic import WorldConfig, make_world
+from web import exports
 
 from .test_services import grade_every_item
 

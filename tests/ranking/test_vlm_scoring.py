@@ -10,12 +10,12 @@ from django.core.files.base import ContentFile
 from django.urls import reverse
 from PIL import Image
 
-from labeling import dashboard
 from labeling.errors import PagewiseError
 from labeling.models import Item, Query
 from ranking import services, tasks, vlm_scoring
 from ranking.ml.features import TrainPage
 from ranking.models import ItemVlmScore, VlmScoringRun
+from web import dashboard
 
 
 def _png(color) -> ContentFile:

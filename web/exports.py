@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .errors import NotFound, PagewiseError
-from .models import Item, ItemGrade, Judgment, Project, Query, Split
-from .selectors import human_grades
-from .text_checks import csv_safe
+from labeling.errors import NotFound, PagewiseError
+from labeling.models import Item, ItemGrade, Judgment, Project, Query, Split
+from labeling.selectors import human_grades
+from labeling.text_checks import csv_safe
 
 CHUNK = 2000
 QUERY_BATCH = 20  # train queries labelled per human_grades() call in the qrels export

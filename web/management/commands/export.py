@@ -1,5 +1,5 @@
 """python manage.py export PROJECT --format FORMAT [--out FILE]: the streaming exports of
-labeling/exports.py (judgments-jsonl, judgments-csv, qrels, pairs, run, weights) on the command
+web/exports.py (judgments-jsonl, judgments-csv, qrels, pairs, run, weights) on the command
 line. Without --out, text goes to standard output; with --out a directory, the file is named
 like the web download (slug, format, UTC timestamp)."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from labeling.errors import PagewiseError
-from labeling.exports import FORMATS, prepare_export
 from labeling.models import Project
+from web.exports import FORMATS, prepare_export
 
 
 class Command(BaseCommand):

@@ -11,8 +11,8 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from . import errors, guidelines, selectors
-from .models import Role
+from labeling import errors, guidelines, selectors
+from labeling.models import Role
 
 MEMBERS = (Role.LEAD, Role.ANNOTATOR, Role.SCIENTIST)
 
@@ -117,7 +117,7 @@ def guidelines_page(request, slug: str):
 @login_required
 def history_page(request, slug: str):
     """My recent judgments (current answers, newest first, paginated) and my open skips."""
-    from . import assignment, history
+    from labeling import assignment, history
 
     project = _project(request, slug, assignment.ANNOTATING_ROLES)
     page = history.history_page(
@@ -137,7 +137,7 @@ def history_page(request, slug: str):
 @require_http_methods(["POST"])
 def unskip(request, slug: str, task_id: str):
     """Take back a skip from the history page; the task can be handed out to me again."""
-    from . import assignment, history
+    from labeling import assignment, history
 
     project = _project(request, slug, assignment.ANNOTATING_ROLES)
     try:

@@ -21,8 +21,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Count, Max, Q
 
-from .errors import Conflict, NotFound, PagewiseError
-from .models import (
+from labeling.errors import Conflict, NotFound, PagewiseError
+from labeling.models import (
     Adjudication,
     Item,
     ItemGrade,
@@ -36,10 +36,10 @@ from .models import (
     TaskStatus,
     vlm_model_dir,
 )
-from .money import exact_sum
-from .overlap import apply_overlap
-from .selectors import budget_status
-from .signals import announce, project_settings_changed
+from labeling.money import exact_sum
+from labeling.overlap import apply_overlap
+from labeling.selectors import budget_status
+from labeling.signals import announce, project_settings_changed
 
 THROUGHPUT_WINDOW = timedelta(hours=24)
 
@@ -406,7 +406,7 @@ def dashboard_summary(*, project: Project) -> dict[str, Any]:
 
 
 def dashboard_charts(summary: dict[str, Any]) -> dict[str, str]:
-    """The SVG charts of a dashboard summary (see labeling/charts.py)."""
+    """The SVG charts of a dashboard summary (see web/charts.py)."""
     from . import charts
 
     currency = summary["currency"]

@@ -10,9 +10,9 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import import_runs, selectors
-from .errors import NotFound, PagewiseError
-from .models import ImportRun, ImportStatus, Project, Role
+from labeling import import_runs, selectors
+from labeling.errors import NotFound, PagewiseError
+from labeling.models import ImportRun, ImportStatus, Project, Role
 
 
 class ProjectSerializer(serializers.ModelSerializer):

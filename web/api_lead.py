@@ -15,8 +15,8 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import dashboard, exports, selectors
-from .models import (
+from labeling import selectors
+from labeling.models import (
     MAX_LABEL_COST,
     MAX_PAGE_SIZE,
     VLM_MODEL_NAME_PATTERN,
@@ -28,6 +28,8 @@ from .models import (
     Strategy,
     VlmMode,
 )
+
+from . import dashboard, exports
 from .views_lead import export_response
 
 ALL_ROLES = (Role.LEAD, Role.ANNOTATOR, Role.SCIENTIST)

@@ -1,6 +1,6 @@
 """HTML pages of the project lead (settings, members, import, dashboard, review) and the data
-scientist (exports). Views parse input, call one function of labeling/dashboard.py or
-labeling/exports.py, and render; every user error becomes a message on the page, never a 500.
+scientist (exports). Views parse input, call one function of web/dashboard.py or
+web/exports.py, and render; every user error becomes a message on the page, never a 500.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import dashboard, errors, exports, import_runs, overlap, selectors
-from .models import BudgetPolicy, ImportRun, Project, Role, Strategy, VlmMode
+from labeling import errors, import_runs, overlap, selectors
+from labeling.models import BudgetPolicy, ImportRun, Project, Role, Strategy, VlmMode
+
+from . import dashboard, exports
 
 LEAD_ONLY = (Role.LEAD,)
 READERS = (Role.LEAD, Role.SCIENTIST)
@@ -422,8 +424,7 @@ def dashboard_resolve(request, slug: str):
     nobody else can take, or spend the rest of the budget on grades."""
     from active_selection.selectors import ANSWER_AGAIN, GRADE_REST
     from active_selection.services import plan_rest_pages
-
-    from .assignment import let_annotators_answer_again
+    from labeling.assignment import let_annotators_answer_again
 
     project = _project(request, slug, LEAD_ONLY)
     action = request.POST.get("action", "")

@@ -12,9 +12,10 @@ from django.urls import reverse, reverse_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from . import accounts, errors
+from labeling import accounts, errors
+from labeling.models import Role, Strategy
+
 from .api_lead import ProjectSettingsSerializer
-from .models import Role, Strategy
 from .views_lead import LEAD_ONLY, _context, _project
 
 NEW_PROJECT_FIELDS = [
@@ -28,7 +29,7 @@ NEW_PROJECT_FIELDS = [
 
 
 def _new_project_initial() -> dict:
-    from .models import default_grade_names, default_modalities
+    from labeling.models import default_grade_names, default_modalities
 
     return {
         "name": "",

@@ -10,7 +10,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from .errors import PagewiseError
+from labeling.errors import PagewiseError
 
 
 def error_response(message: str, fields=None, *, status_code: int = 400) -> Response:

@@ -6,7 +6,8 @@ from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 
-from . import assignment, errors, guidelines, selectors
+from labeling import assignment, errors, guidelines, selectors
+
 from .api_tasks import EMPTY_MESSAGE
 
 

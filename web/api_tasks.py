@@ -14,9 +14,9 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import assignment, guidelines, history, selectors
-from .errors import Conflict, PagewiseError
-from .models import Item, Project, Role, Task, TaskKind
+from labeling import assignment, guidelines, history, selectors
+from labeling.errors import Conflict, PagewiseError
+from labeling.models import Item, Project, Role, Task, TaskKind
 
 SNIPPET_CHARS = 320
 FULL_TEXT_CHARS = 20_000

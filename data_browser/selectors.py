@@ -50,8 +50,10 @@ def _graded_query_ids(project: Project) -> list[int]:
 
 
 def _disagreement_item_ids(grades: QuerySet[ItemGrade]) -> list[int]:
+    """Items whose current grades differ (a revised answer's old grades no longer count)."""
     return list(
-        grades.values("item_id")
+        grades.filter(judgment__superseded_by__isnull=True)
+        .values("item_id")
         .annotate(distinct_grades=Count("grade", distinct=True))
         .filter(distinct_grades__gt=1)
         .values_list("item_id", flat=True)
@@ -125,16 +127,23 @@ def query_rows(*, queries: list[Query]) -> list[dict]:
 @dataclass
 class ItemRow:
     item: Item
-    grades: list[dict] = field(default_factory=list)  # one per judgment: grade, who, when, ms
+    # One per judgment: grade, who, when, ms, and whether a later revision replaced it.
+    grades: list[dict] = field(default_factory=list)
     implied: list[tuple[int, int]] = field(default_factory=list)
     comparisons: list[dict] = field(default_factory=list)
     adjudicated: int | None = None
 
     @property
+    def current_grades(self) -> list[int]:
+        """The grades that count: each annotator's latest answer (as training reads them)."""
+        return [g["grade"] for g in self.grades if not g["revised"]]
+
+    @property
     def label(self) -> int | None:
         if self.adjudicated is not None:
             return self.adjudicated
-        return median_low([g["grade"] for g in self.grades]) if self.grades else None
+        current = self.current_grades
+        return median_low(current) if current else None
 
     @property
     def interval(self) -> tuple[int, int] | None:
@@ -145,7 +154,7 @@ class ItemRow:
 
     @property
     def has_disagreement(self) -> bool:
-        return len({g["grade"] for g in self.grades}) > 1
+        return len(set(self.current_grades)) > 1
 
 
 def query_items(*, query: Query, only: str = "") -> QuerySet[Item]:
@@ -170,11 +179,15 @@ def item_rows(*, items: list[Item]) -> list[ItemRow]:
     intervals, comparisons it took part in, and the lead's decision."""
     rows = {item.pk: ItemRow(item) for item in items}
     ids = list(rows)
-    for item_id, grade, who, at, ms in ItemGrade.objects.filter(item_id__in=ids).values_list(
+    for item_id, grade, who, at, ms, revised_by in ItemGrade.objects.filter(
+        item_id__in=ids
+    ).values_list(
         "item_id", "grade", "judgment__annotator__username", "judgment__created_at",
-        "judgment__duration_ms",
+        "judgment__duration_ms", "judgment__superseded_by",
     ).order_by("judgment__created_at"):  # fmt: skip
-        rows[item_id].grades.append({"grade": grade, "who": who, "at": at, "ms": ms})
+        rows[item_id].grades.append(
+            {"grade": grade, "who": who, "at": at, "ms": ms, "revised": revised_by is not None}
+        )
     for item_id, low, high in ImpliedGrade.objects.filter(item_id__in=ids).values_list(
         "item_id", "low", "high"
     ):
@@ -185,11 +198,11 @@ def item_rows(*, items: list[Item]) -> list[ItemRow]:
         .values_list(
             "task__anchor_id", "task__other_id", "task__anchor__external_id",
             "task__other__external_id", "outcome", "annotator__username", "created_at",
-            "duration_ms",
+            "duration_ms", "superseded_by",
         )
         .order_by("created_at")
     )  # fmt: skip
-    for anchor, other, anchor_ext, other_ext, outcome, who, at, ms in compares:
+    for anchor, other, anchor_ext, other_ext, outcome, who, at, ms, revised_by in compares:
         for me, them_ext, mine_better in (
             (anchor, other_ext, outcome == "anchor_better"),
             (other, anchor_ext, outcome == "other_better"),
@@ -199,8 +212,9 @@ def item_rows(*, items: list[Item]) -> list[ItemRow]:
                     "equal to" if outcome == "equal" else ("above" if mine_better else "below")
                 )
                 rows[me].comparisons.append(
-                    {"verdict": verdict, "other": them_ext, "who": who, "at": at, "ms": ms}
-                )
+                    {"verdict": verdict, "other": them_ext, "who": who, "at": at, "ms": ms,
+                     "revised": revised_by is not None}
+                )  # fmt: skip
     for item_id, grade in Adjudication.objects.filter(item_id__in=ids).values_list(
         "item_id", "grade"
     ):

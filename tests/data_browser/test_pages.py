@@ -75,6 +75,30 @@ def test_a_query_shows_items_per_modality_in_upstream_order_with_the_judgments_b
     assert re.findall(r'data-item="([^"]+)"', only.content.decode()) == ["q1-d1"]
 
 
+def test_a_revised_grade_is_struck_through_and_no_longer_counts(client, project, world):
+    import uuid
+
+    from labeling.assignment import revise_judgment
+    from labeling.models import Item, Judgment
+
+    ann2 = world["small"]["ann2"]
+    item = Item.objects.get(project=project, external_id="q1-d1")
+    judgment = Judgment.objects.get(annotator=ann2, grades__item=item)
+    grades = dict(judgment.grades.values_list("item_id", "grade"))
+    revise_judgment(
+        judgment=judgment, annotator=ann2, client_uuid=uuid.uuid4(), grades={**grades, item.pk: 2}
+    )
+    client.force_login(world["users"]["lead"])
+    q1 = Query.objects.get(project=project, external_id="q1")
+    html = client.get(reverse("data-query", args=[project.slug, q1.pk])).content.decode()
+    row = re.search(r'data-item="q1-d1".*?</tr>', html, re.S).group(0)
+    assert "<s>1</s> by ann2" in row and "revised" in row, "the old answer, struck through"
+    assert "2 by ann1" in row and row.count("2 by ann2") == 1, "the revision counts"
+    assert re.search(r'class="label">2<', row) and "disagreement" not in row
+    listing = client.get(reverse("data-queries", args=[project.slug]), {"status": "disagreements"})
+    assert ids_in(listing.content.decode()) == []
+
+
 def test_implied_intervals_and_search_answers_are_shown(client, project, make_user):
     truth = make_world(project)
     project.page_size = 6

@@ -566,3 +566,13 @@ def test_the_same_submit_sent_twice_at_the_same_moment_is_stored_once(project, a
     assert sorted(created for _, created in results) == [False, False, False, True]
     assert len({judgment.pk for judgment, _ in results}) == 1
     assert Judgment.objects.count() == 1 and ItemGrade.objects.count() == 3
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_the_claim_statement_compiled_once_is_the_one_compiled_now(project, annotator, make_user):
+    other = make_user("other-annotator", role=Role.ANNOTATOR, project=project)
+    now = timezone.now()
+    for user in (annotator, other):
+        args = {"annotator": user, "project": project, "now": now, "expires": now + timedelta(1)}
+        assert assignment.claim_statement(**args) == assignment.compile_claim_statement(**args)

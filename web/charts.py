@@ -1,17 +1,50 @@
-"""Server-rendered SVG charts for the lead's pages: pure functions from numbers to SVG strings.
+"""The lead's charts, drawn by matplotlib's SVG backend: pure functions from numbers to inline SVG.
 
-No Django, no JavaScript, nothing fetched from another site; every text is escaped. Colours come
-from CSS classes (`chart-*`) with inline fallbacks, so the charts also read when saved alone.
+Only matplotlib's object-oriented API (`Figure` + `FigureCanvasSVG`), never pyplot's global state,
+so charts render safely in gunicorn's threads. Text stays text (`svg.fonttype: none`) and every
+label that could collide is placed by measuring it first: baselines in a right-hand column kept
+`LABEL_GAP` apart, lines in a legend, point labels only where they fit. The SVG is cleaned for
+inline use: no script, no stylesheet, no document-wide ids, a `role="img"` with its title.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import io
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from html import escape
+from xml.etree import ElementTree
+
+import matplotlib
+from matplotlib.backends.backend_svg import FigureCanvasSVG
+from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
+from matplotlib.textpath import TextToPath
+from matplotlib.ticker import FixedLocator, FuncFormatter
+
+# Both keys are read only by the SVG backend; set once here, never per call (rcParams is global).
+matplotlib.rcParams["svg.fonttype"] = "none"  # <text> elements: selectable, findable by tests
+matplotlib.rcParams["svg.hashsalt"] = "pagewise"  # the same chart gives the same SVG
 
 PALETTE = ["#2563eb", "#f59e0b", "#16a34a", "#dc2626", "#7c3aed", "#0891b2"]
+GREY, AXIS, INK = "#6b7280", "#9ca3af", "#111827"
+FONT_SIZE = 11  # px: the SVG's viewBox is in pixels (72 dpi, so 1 pt = 1 px)
+LABEL_GAP = 15  # px between the baselines of two stacked labels (11px text and its line box)
+
+_SVG = "http://www.w3.org/2000/svg"
+_XLINK = "http://www.w3.org/1999/xlink"
+ElementTree.register_namespace("", _SVG)
+ElementTree.register_namespace("xlink", _XLINK)
+_TEXT_PATH = TextToPath()
+# matplotlib's own group ids (figure_1, patch_3, ytick_2, ...): the tick and legend groups
+# become classes (tests and CSS find them), the rest are dropped so pages have no duplicate ids.
+_MPL_ID = re.compile(r"^(?:[A-Za-z]+\.)?([A-Za-z]+\d?[A-Za-z]*)_\d+$")
+_KEPT_CLASSES = {"xtick", "ytick", "legend"}
 
 
 @dataclass(frozen=True)
@@ -19,6 +52,18 @@ class Segment:
     label: str
     value: float
     color: str
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a multi-line chart: its name (in the legend) and its (x, y) points."""
+
+    label: str
+    points: Sequence[tuple[float, float]]
+    color: str | None = None
+    is_dashed: bool = False
+    # (x, low, high): the spread of each point (e.g. min and max over seeds), drawn as a bar.
+    spread: Sequence[tuple[float, float, float]] = ()
 
 
 def _fmt(value: float) -> str:
@@ -32,62 +77,21 @@ def _fmt(value: float) -> str:
     return f"{value:.3f}".rstrip("0").rstrip(".")
 
 
-def _open(width: int, height: int, title: str, css_class: str) -> str:
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart {escape(css_class)}" '
-        f'viewBox="0 0 {width} {height}" width="100%" role="img" aria-label="{escape(title)}" '
-        f'font-family="system-ui, sans-serif" font-size="12">'
-        f"<title>{escape(title)}</title>"
+def _plain(text: str) -> str:
+    """Text as written: a `$` never starts matplotlib's mathtext."""
+    return text.replace("$", r"\$")
+
+
+@functools.lru_cache(maxsize=4096)
+def text_width(text: str, size: float = FONT_SIZE) -> float:
+    """The width in px of `text` in the charts' font (DejaVu Sans, the browser's too here)."""
+    width, _, _ = _TEXT_PATH.get_text_width_height_descent(
+        text, FontProperties(size=size), ismath=False
     )
+    return width
 
 
-def stacked_bar(segments: Sequence[Segment], *, title: str, unit: str = "") -> str:
-    """One horizontal bar split into segments (e.g. budget spent / reserved / left), with a legend."""
-    width, height, bar_h = 600, 64, 24
-    total = sum(max(s.value, 0) for s in segments)
-    parts = [_open(width, height, title, "chart-stacked")]
-    parts.append(f'<rect x="0" y="0" width="{width}" height="{bar_h}" rx="4" fill="#e5e7eb"/>')
-    x = 0.0
-    for segment in segments:
-        value = max(segment.value, 0)
-        w = (value / total * width) if total else 0
-        if w > 0:
-            parts.append(
-                f'<rect class="segment" x="{x:.1f}" y="0" width="{w:.1f}" height="{bar_h}" '
-                f'fill="{escape(segment.color)}"><title>{escape(segment.label)}: '
-                f"{escape(_fmt(segment.value))} {escape(unit)}</title></rect>"
-            )
-        x += w
-    lx = 0
-    for segment in segments:
-        label = f"{segment.label}: {_fmt(segment.value)} {unit}".strip()
-        parts.append(
-            f'<rect x="{lx}" y="{bar_h + 16}" width="12" height="12" fill="{escape(segment.color)}"/>'
-            f'<text x="{lx + 16}" y="{bar_h + 26}">{escape(label)}</text>'
-        )
-        lx += 16 + 7 * len(label) + 24
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def bar_chart(bars: Sequence[tuple[str, float]], *, title: str, unit: str = "") -> str:
-    """Horizontal bars, one per label (e.g. spend on grades vs. comparisons)."""
-    row_h, label_w, width = 34, 96, 340
-    height = max(len(bars), 1) * row_h + 8
-    top = max((v for _, v in bars), default=0) or 1
-    parts = [_open(width, height, title, "chart-bars")]
-    for i, (label, value) in enumerate(bars):
-        y = 4 + i * row_h
-        w = max(value, 0) / top * (width - label_w - 80)
-        parts.append(
-            f'<text x="{label_w - 8}" y="{y + 17}" text-anchor="end">{escape(label)}</text>'
-            f'<rect class="chart-bar" x="{label_w}" y="{y}" width="{w:.1f}" height="24" rx="3" '
-            f'fill="{PALETTE[i % len(PALETTE)]}"><title>{escape(label)}: {escape(_fmt(value))} '
-            f"{escape(unit)}</title></rect>"
-            f'<text x="{label_w + w + 6:.1f}" y="{y + 17}">{escape(_fmt(value))} {escape(unit)}</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
+# --- axes that fit the data ------------------------------------------------------------------
 
 
 def fit_range(
@@ -125,7 +129,7 @@ def _nice_step(raw: float) -> float:
     return 10 * magnitude
 
 
-LABEL_GAP = 15  # px between the baselines of two stacked labels (11px text and its line box)
+_nice_max = _nice_step  # the smallest round number at or above a value
 
 
 def spread_labels(ys: Sequence[float], *, top: float, bottom: float) -> list[float]:
@@ -146,75 +150,280 @@ def spread_labels(ys: Sequence[float], *, top: float, bottom: float) -> list[flo
     return result
 
 
-def _nice_max(value: float) -> float:
-    if value <= 0:
-        return 1.0
-    magnitude = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * magnitude:
-            return step * magnitude
-    return 10 * magnitude
+# --- drawing and cleaning ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Frame:
-    """The plot area of a line chart and its scales: x from 0 to x_max, y clamped to its range."""
+class _Canvas:
+    """A figure sized in px, plus what the SVG cleaner adds to the artists tagged here: a class
+    and a tooltip (`<title>`) per artist, or one per marker of a line of points."""
 
-    x_max: float
-    y_min: float
-    y_max: float
-    width: int = 640
-    height: int = 320
-    left: int = 56
-    right: int = 150
-    top: int = 16
-    bottom: int = 44
+    def __init__(self, width: float, height: float, *, right: float = 0) -> None:
+        self.width, self.height = width, height
+        self.right = right  # px right of the plot kept for labels or a legend
+        self.figure = Figure(figsize=(width / 72, height / 72), dpi=72)
+        self.tags: dict[str, tuple[str, str | list[str]]] = {}
 
-    @property
-    def plot_w(self) -> int:
-        return self.width - self.left - self.right
+    def tag(self, artist, css_class: str, title: str | list[str] = "") -> None:
+        gid = f"pw-{len(self.tags)}"
+        artist.set_gid(gid)
+        self.tags[gid] = (css_class, title)
 
-    @property
-    def plot_h(self) -> int:
-        return self.height - self.top - self.bottom
-
-    def sx(self, x: float) -> float:
-        return self.left + (x / self.x_max) * self.plot_w
-
-    def sy(self, y: float) -> float:
-        span = (self.y_max - self.y_min) or 1.0
-        clamped = min(max(y, self.y_min), self.y_max)
-        return self.top + self.plot_h - (clamped - self.y_min) / span * self.plot_h
-
-    def axes(self, *, x_label: str, y_label: str) -> str:
-        """Grid lines with ticks, the two axes and their labels."""
-        left, top, plot_w, plot_h, sx, sy = (
-            self.left, self.top, self.plot_w, self.plot_h, self.sx, self.sy
-        )  # fmt: skip
-        span = (self.y_max - self.y_min) or 1.0
-        parts = []
-        for i in range(5):
-            yv = self.y_min + span * i / 4
-            xv = self.x_max * i / 4
-            parts.append(
-                f'<line x1="{left}" x2="{left + plot_w}" y1="{sy(yv):.1f}" y2="{sy(yv):.1f}" '
-                f'stroke="#e5e7eb"/><text x="{left - 6}" y="{sy(yv) + 4:.1f}" text-anchor="end" '
-                f'fill="#6b7280">{escape(_fmt(yv))}</text>'
-                f'<text x="{sx(xv):.1f}" y="{top + plot_h + 16}" text-anchor="middle" '
-                f'fill="#6b7280">{escape(_fmt(xv))}</text>'
-            )
-        parts.append(
-            f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + plot_h}" stroke="#9ca3af"/>'
-            f'<line x1="{left}" x2="{left + plot_w}" y1="{top + plot_h}" y2="{top + plot_h}" '
-            f'stroke="#9ca3af"/>'
-            f'<text x="{left + plot_w / 2:.1f}" y="{self.height - 6}" text-anchor="middle">'
-            f"{escape(x_label)}</text>"
-            f'<text x="14" y="{top + plot_h / 2:.1f}" text-anchor="middle" '
-            f'transform="rotate(-90 14 {top + plot_h / 2:.1f})">{escape(y_label)}</text>'
+    def axes(self, *, left: float, right: float, top: float, bottom: float):
+        """Axes whose plot area sits at these px margins; grey frame and ticks, no top/right."""
+        w, h = self.width, self.height
+        ax = self.figure.add_axes(
+            (left / w, bottom / h, (w - left - right) / w, (h - top - bottom) / h)
         )
-        return "".join(parts)
+        ax.set_facecolor("none")
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+        for side in ("left", "bottom"):
+            ax.spines[side].set_color(AXIS)
+        ax.tick_params(labelsize=FONT_SIZE, colors=GREY, length=3)
+        return ax
+
+    def text(self, x: float, y: float, text: str, **kwargs):
+        """Text at (x, y) px from the top left (y is the text's baseline)."""
+        return self.figure.text(
+            x / self.width, 1 - y / self.height, _plain(text), fontsize=FONT_SIZE,
+            va="baseline", **kwargs,
+        )  # fmt: skip
+
+    def svg(self, *, title: str, css_class: str) -> str:
+        self.figure.patch.set_visible(False)
+        out = io.StringIO()
+        FigureCanvasSVG(self.figure).print_svg(
+            out, metadata={"Date": None, "Creator": None, "Format": None, "Type": None}
+        )
+        return _clean(out.getvalue(), tags=self.tags, title=title, css_class=css_class)
 
 
+def _q(tag: str, ns: str = _SVG) -> str:
+    return f"{{{ns}}}{tag}"
+
+
+def _with_title(element: ElementTree.Element, title: str) -> None:
+    node = ElementTree.Element(_q("title"))
+    node.text = title
+    element.insert(0, node)
+
+
+def _clean(svg: str, *, tags: dict, title: str, css_class: str) -> str:
+    """matplotlib's SVG made fit to sit inside a page (see the module's docstring)."""
+    root = ElementTree.fromstring(svg)
+    digest = hashlib.sha1(svg.encode()).hexdigest()[:8]
+    parent_of = {child: parent for parent in root.iter() for child in parent}
+    defined: dict[str, str] = {}
+    for element in list(root.iter()):
+        tag = element.tag.rsplit("}", 1)[-1]
+        if tag in ("script", "foreignObject", "style", "metadata"):
+            parent_of[element].remove(element)
+            continue
+        for name in [a for a in element.attrib if a.lower().startswith("on")]:
+            del element.attrib[name]
+        gid = element.get("id")
+        if gid is None:
+            continue
+        if gid in tags:
+            del element.attrib["id"]
+            klass, tip = tags[gid]
+            element.set("class", klass)
+            if isinstance(tip, list):  # one per marker, in the order given
+                for use, text in zip(element.iter(_q("use")), tip, strict=False):
+                    use.set("class", klass)
+                    _with_title(use, text)
+                element.set("class", f"{klass}s")
+            elif tip:
+                _with_title(element, tip)
+        elif (match := _MPL_ID.match(gid)) and tag == "g":
+            del element.attrib["id"]
+            if match.group(1) in _KEPT_CLASSES:
+                element.set("class", match.group(1))
+        else:  # a definition (marker, clip path): unique to this chart in the page
+            defined[gid] = f"c{digest}-{gid}"
+            element.set("id", defined[gid])
+    href = _q("href", _XLINK)
+    for element in root.iter():
+        link = element.get(href)
+        if link is not None:
+            if not link.startswith("#") or link[1:] not in defined:
+                del element.attrib[href]
+            else:
+                element.set(href, "#" + defined[link[1:]])
+        clip = element.get("clip-path")
+        if clip is not None:
+            inner = clip.removeprefix("url(#").removesuffix(")")
+            element.set("clip-path", f"url(#{defined[inner]})" if inner in defined else "none")
+    view = root.get("viewBox")
+    root.attrib.clear()
+    root.attrib.update(
+        {
+            "class": f"chart {css_class}",
+            "viewBox": view,
+            "width": "100%",
+            "role": "img",
+            "aria-label": title,
+            "stroke-linejoin": "round",
+            "stroke-linecap": "butt",
+        }
+    )
+    _with_title(root, title)
+    return ElementTree.tostring(root, encoding="unicode")
+
+
+def _fixed_ticks(axis, values: Sequence[float], formatter: Callable[[float], str]) -> None:
+    axis.set_major_locator(FixedLocator(list(values)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: _plain(formatter(value))))
+
+
+def _frozen(value):
+    """Arguments as a cache key: lists become tuples, a Series one with tuple fields."""
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, Series):
+        return Series(
+            value.label, _frozen(value.points), value.color, value.is_dashed, _frozen(value.spread)
+        )
+    return value
+
+
+def _same_input_same_svg(draw: Callable[..., str]) -> Callable[..., str]:
+    """Keep the last charts drawn, keyed by every argument: a dashboard viewed again with the same
+    numbers costs nothing, and any changed number (a new version, a judgment's cost) draws anew.
+    `draw.uncached` is the drawing itself."""
+    cached = functools.lru_cache(maxsize=256)(draw)
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        return cached(*_frozen(args), **{k: _frozen(v) for k, v in kwargs.items()})
+
+    wrapper.uncached = draw
+    return wrapper
+
+
+# --- the charts --------------------------------------------------------------------------------
+
+
+@_same_input_same_svg
+def stacked_bar(segments: Sequence[Segment], *, title: str, unit: str = "") -> str:
+    """One horizontal bar split into segments (e.g. budget spent / reserved / left), with a
+    legend below it that wraps onto as many rows as its entries need."""
+    width, bar_h, row_h = 600, 24, 18
+    labels = [f"{s.label}: {_fmt(s.value)} {unit}".strip() for s in segments]
+    rows: list[list[int]] = [[]]
+    x = 0.0
+    for i, label in enumerate(labels):
+        entry = 16 + text_width(label) + 24
+        if rows[-1] and x + entry > width:
+            rows.append([])
+            x = 0.0
+        rows[-1].append(i)
+        x += entry
+    height = bar_h + 8 + row_h * len(rows)
+    canvas = _Canvas(width, height)
+    ax = canvas.axes(left=0, right=0, top=0, bottom=height - bar_h)
+    ax.set_axis_off()
+    total = sum(max(s.value, 0) for s in segments)
+    ax.set_xlim(0, total or 1)
+    ax.set_ylim(0, 1)
+    ax.barh(0.5, total or 1, height=1, color="#e5e7eb")
+    left = 0.0
+    for segment in segments:
+        value = max(segment.value, 0)
+        if value > 0:
+            bars = ax.barh(0.5, value, left=left, height=1, color=segment.color)
+            canvas.tag(bars[0], "segment", f"{segment.label}: {_fmt(segment.value)} {unit}")
+        left += value
+    for r, row in enumerate(rows):
+        y = bar_h + 8 + r * row_h
+        x = 0.0
+        for i in row:
+            canvas.figure.patches.append(
+                Rectangle(
+                    (x / width, 1 - (y + 12) / height), 12 / width, 12 / height,
+                    color=segments[i].color, transform=canvas.figure.transFigure,
+                )
+            )  # fmt: skip
+            canvas.text(x + 16, y + 10, labels[i], color=INK)
+            x += 16 + text_width(labels[i]) + 24
+    return canvas.svg(title=title, css_class="chart-stacked")
+
+
+@_same_input_same_svg
+def bar_chart(bars: Sequence[tuple[str, float]], *, title: str, unit: str = "") -> str:
+    """Horizontal bars, one per label (e.g. spend on grades vs. comparisons), each with its value
+    at its end; the margins are the measured widths of the labels."""
+    row_h = 34
+    names = [label for label, _ in bars]
+    values = [f"{_fmt(value)} {unit}".strip() for _, value in bars]
+    label_w = max((text_width(n) for n in names), default=0) + 12
+    value_w = max((text_width(v) for v in values), default=0) + 12
+    width = max(340.0, label_w + value_w + 120)
+    height = max(len(bars), 1) * row_h + 8
+    canvas = _Canvas(width, height)
+    ax = canvas.axes(left=label_w, right=value_w, top=4, bottom=4)
+    ax.set_axis_off()
+    top = max((v for _, v in bars), default=0) or 1
+    ax.set_xlim(0, top)
+    ax.set_ylim(max(len(bars), 1), 0)  # row i spans [i, i + 1], first on top; 24px bars
+    for i, (label, value) in enumerate(bars):
+        drawn = ax.barh(
+            i + 12 / row_h, max(value, 0), height=24 / row_h, color=PALETTE[i % len(PALETTE)]
+        )
+        canvas.tag(drawn[0], "chart-bar", f"{label}: {values[i]}")
+        y = 4 + i * row_h + 17
+        canvas.text(label_w - 8, y, label, ha="right", color=INK)
+        canvas.text(label_w + max(value, 0) / top * (width - label_w - value_w) + 6, y, values[i])
+    return canvas.svg(title=title, css_class="chart-bars")
+
+
+def _place_point_labels(
+    canvas: _Canvas, spots: Sequence[tuple[float, float, str]], *, box: tuple[float, ...]
+) -> None:
+    """Each label beside its point (px), above it or else below it, wherever it overlaps no label
+    placed before; the newest points are labelled first, and a label with no room is left out
+    (its point keeps its tooltip)."""
+    left, top, right, bottom = box
+    taken: list[tuple[float, float, float, float]] = []
+    height = FONT_SIZE + 2
+    for x, y, label in reversed(spots):
+        width = text_width(label) * 1.1 + 2
+        start = x + 6 if x + 6 + width <= right else x - 6 - width
+        for baseline in (y - 8, y + 8 + FONT_SIZE):
+            rect = (start, baseline - FONT_SIZE, start + width, baseline - FONT_SIZE + height)
+            inside = rect[1] >= top and rect[3] <= bottom and rect[0] >= left
+            if inside and all(
+                rect[2] <= a or b <= rect[0] or rect[3] <= c or d <= rect[1] for a, c, b, d in taken
+            ):
+                taken.append((rect[0], rect[1], rect[2], rect[3]))
+                canvas.tag(canvas.text(start, baseline, label, color=INK), "point-label")
+                break
+
+
+def _plot_frame(
+    canvas: _Canvas, *, x_max: float, y_range: tuple[float, float], x_label: str, y_label: str
+):
+    """The plot area of a line chart: x from 0 to x_max, y over its range, five round ticks and
+    grid lines on each axis, the axes' names outside the tick labels."""
+    ax = canvas.axes(left=64, right=canvas.right, top=16, bottom=48)
+    y_min, y_max = y_range
+    span = (y_max - y_min) or 1.0
+    ax.set_xlim(0, x_max)
+    ax.set_ylim(y_min, y_min + span)
+    _fixed_ticks(ax.xaxis, [x_max * i / 4 for i in range(5)], _fmt)
+    _fixed_ticks(ax.yaxis, [y_min + span * i / 4 for i in range(5)], _fmt)
+    ax.grid(axis="y", color="#e5e7eb", linewidth=1)
+    ax.set_axisbelow(True)
+    ax.set_xlabel(_plain(x_label), fontsize=FONT_SIZE + 1, color=INK)
+    ax.set_ylabel(_plain(y_label), fontsize=FONT_SIZE + 1, color=INK)
+    return ax
+
+
+def _clamp(y: float, y_range: tuple[float, float]) -> float:
+    return min(max(y, y_range[0]), y_range[1])
+
+
+@_same_input_same_svg
 def line_chart(
     points: Sequence[tuple[float, float, str]],
     *,
@@ -224,58 +433,45 @@ def line_chart(
     y_label: str,
     y_range: tuple[float, float] | None = None,
 ) -> str:
-    """A line with labelled points (x, y, label) and dashed horizontal reference lines."""
-    xs = [p[0] for p in points] or [0.0]
+    """A line with labelled points (x, y, label) and dashed horizontal reference lines (baselines)
+    whose labels stand in a column right of the plot, LABEL_GAP px apart at least."""
     ys = [p[1] for p in points] + [b[1] for b in baselines]
-    y_min, y_max = y_range if y_range else (0.0, _nice_max(max(ys, default=1.0)))
-    frame = _Frame(x_max=_nice_max(max(xs)), y_min=y_min, y_max=y_max)
-    left, plot_w, sx, sy = frame.left, frame.plot_w, frame.sx, frame.sy
+    y_range = y_range or (0.0, _nice_max(max(ys, default=1.0)))
+    names = [f"{name} {_fmt(value)}" for name, value in baselines]
+    right = max(150.0, max((text_width(n) for n in names), default=0) + 16)
+    canvas = _Canvas(640 - 150 + right, 320, right=right)
+    x_max = _nice_max(max([p[0] for p in points] or [0.0]))
+    ax = _plot_frame(canvas, x_max=x_max, y_range=y_range, x_label=x_label, y_label=y_label)
+    to_px = ax.transData.transform
+    plot_right = canvas.width - right
 
-    parts = [_open(frame.width, frame.height, title, "chart-line")]
-    parts.append(frame.axes(x_label=x_label, y_label=y_label))
-    label_ys = spread_labels(
-        [sy(value) + 4 for _, value in baselines],
-        top=frame.top + 8, bottom=frame.top + frame.plot_h + 4,
-    )  # fmt: skip
+    def sy(value: float) -> float:
+        return canvas.height - to_px((0, _clamp(value, y_range)))[1]
+
+    label_ys = spread_labels([sy(value) + 4 for _, value in baselines], top=16 + 8, bottom=276)
     for i, (name, value) in enumerate(baselines):
         color = PALETTE[(i + 1) % len(PALETTE)]
-        y = sy(value)
-        parts.append(
-            f'<line class="baseline" x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" '
-            f'stroke="{color}" stroke-dasharray="6 4"><title>{escape(name)}: '
-            f"{escape(_fmt(value))}</title></line>"
-            f'<text class="baseline-label" x="{left + plot_w + 6}" y="{label_ys[i]:.1f}" '
-            f'font-size="11" fill="{color}">{escape(name)} {escape(_fmt(value))}</text>'
-        )
+        line = ax.axhline(_clamp(value, y_range), color=color, linewidth=1.5, dashes=(4, 2.7))
+        canvas.tag(line, "baseline", f"{name}: {_fmt(value)}")
+        label = canvas.text(plot_right + 6, label_ys[i], names[i], color=color)
+        canvas.tag(label, "baseline-label")
     ordered = sorted(points)
+    xs = [x for x, _, _ in ordered]
+    ys = [_clamp(y, y_range) for _, y, _ in ordered]
     if len(ordered) > 1:
-        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y, _ in ordered)
-        parts.append(
-            f'<polyline class="series" points="{path}" fill="none" stroke="{PALETTE[0]}" '
-            f'stroke-width="2"/>'
-        )
-    for x, y, label in ordered:
-        parts.append(
-            f'<circle class="point" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="4.5" fill="{PALETTE[0]}">'
-            f"<title>{escape(label)}: {escape(_fmt(y))} at {escape(_fmt(x))}</title></circle>"
-            f'<text x="{sx(x) + 6:.1f}" y="{sy(y) - 8:.1f}" font-size="11">{escape(label)}</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
+        canvas.tag(ax.plot(xs, ys, color=PALETTE[0], linewidth=2)[0], "series")
+    marks = ax.plot(xs, ys, linestyle="none", marker="o", markersize=9, color=PALETTE[0])[0]
+    marks.set_clip_on(False)
+    canvas.tag(marks, "point", [f"{label}: {_fmt(y)} at {_fmt(x)}" for x, y, label in ordered])
+    spots = [
+        (to_px((x, y))[0], canvas.height - to_px((x, y))[1], label)
+        for (x, _, label), y in zip(ordered, ys, strict=True)
+    ]
+    _place_point_labels(canvas, spots, box=(64, 0, plot_right, canvas.height - 48))
+    return canvas.svg(title=title, css_class="chart-line")
 
 
-@dataclass(frozen=True)
-class Series:
-    """One line of a multi-line chart: its name (in the legend) and its (x, y) points."""
-
-    label: str
-    points: Sequence[tuple[float, float]]
-    color: str | None = None
-    is_dashed: bool = False
-    # (x, low, high): the spread of each point (e.g. min and max over seeds), drawn as a bar.
-    spread: Sequence[tuple[float, float, float]] = ()
-
-
+@_same_input_same_svg
 def lines_chart(
     series: Sequence[Series],
     *,
@@ -287,58 +483,56 @@ def lines_chart(
     x_max: float | None = None,
     y_range: tuple[float, float] | None = None,
 ) -> str:
-    """Several lines (one per series, legend on the right) and dotted horizontal reference lines
-    labelled inside the plot (e.g. NDCG@10 against cost, one line per strategy)."""
+    """Several lines (one per series) with the spread of each point, and dotted horizontal
+    reference lines (e.g. NDCG@10 against cost, one line per strategy); a legend right of the plot
+    names the lines and the references with their values."""
     xs = [x for s in series for x, _ in s.points] or [0.0]
     ys = [y for s in series for _, y in s.points] + [value for _, value in references]
-    y_min, y_max = y_range if y_range else (0.0, _nice_max(max(ys, default=1.0)))
-    frame = _Frame(x_max=x_max or _nice_max(max(xs)), y_min=y_min, y_max=y_max)
-    left, top, plot_w, sx, sy = frame.left, frame.top, frame.plot_w, frame.sx, frame.sy
-
-    parts = [_open(frame.width, frame.height, title, "chart-lines")]
-    parts.append(frame.axes(x_label=x_label, y_label=y_label))
+    y_range = y_range or (0.0, _nice_max(max(ys, default=1.0)))
+    entries = [s.label for s in series] + [f"{n} {_fmt(v)}" for n, v in references]
+    right = max(150.0, max((text_width(e) for e in entries), default=0) + 48)
+    canvas = _Canvas(640 - 150 + right, max(320.0, 16 + 48 + 20 * len(entries) + 8), right=right)
+    ax = _plot_frame(
+        canvas, x_max=x_max or _nice_max(max(xs)), y_range=y_range, x_label=x_label,
+        y_label=y_label,
+    )  # fmt: skip
+    handles = []
     for name, value in references:
-        y = sy(value)
-        parts.append(
-            f'<line class="reference" x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" '
-            f'y2="{y:.1f}" stroke="#374151" stroke-dasharray="2 3"><title>{escape(name)}: '
-            f"{escape(_fmt(value))}</title></line>"
-            f'<text x="{left + plot_w - 4}" y="{y - 5:.1f}" text-anchor="end" fill="#374151" '
-            f'font-size="11">{escape(name)} {escape(_fmt(value))}</text>'
-        )
-    for i, line in enumerate(series):
-        color = escape(line.color or PALETTE[i % len(PALETTE)])
-        dash = ' stroke-dasharray="6 3"' if line.is_dashed else ""
-        ordered = sorted(line.points)
+        line = ax.axhline(_clamp(value, y_range), color="#374151", linewidth=1, dashes=(2, 3))
+        canvas.tag(line, "reference", f"{name}: {_fmt(value)}")
+        handles.append((line, f"{name} {_fmt(value)}"))
+    for i, drawn in enumerate(series):
+        color = drawn.color or PALETTE[i % len(PALETTE)]
+        dashes = (6, 3) if drawn.is_dashed else (None, None)
+        ordered = sorted(drawn.points)
         # A series whose points a later one repeats (one strategy buying what another buys)
         # would be hidden under it: it is drawn wider, so both stay visible.
-        under = sum(1 for later in series[i + 1 :] if set(later.points) & set(line.points))
+        under = sum(1 for later in series[i + 1 :] if set(later.points) & set(drawn.points))
+        px, py = [x for x, _ in ordered], [_clamp(y, y_range) for _, y in ordered]
         if len(ordered) > 1:
-            path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in ordered)
-            parts.append(
-                f'<polyline class="series" points="{path}" fill="none" stroke="{color}" '
-                f'stroke-width="{2 + 2 * under:g}"{dash}><title>{escape(line.label)}</title>'
-                "</polyline>"
-            )
-        for x, low, high in line.spread:
-            parts.append(
-                f'<line class="spread" x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{sy(low):.1f}" '
-                f'y2="{sy(high):.1f}" stroke="{color}" stroke-width="1.5" opacity="0.6">'
-                f"<title>{escape(line.label)}: {escape(_fmt(low))} to {escape(_fmt(high))} at "
-                f"{escape(_fmt(x))}{escape(x_unit)}</title></line>"
-            )
-        for x, y in ordered:
-            parts.append(
-                f'<circle class="point" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="{3.5 + 1.5 * under:g}" '
-                f'fill="{color}"><title>{escape(line.label)}: {escape(_fmt(y))} at '
-                f"{escape(_fmt(x))}{escape(x_unit)}</title></circle>"
-            )
-        ly = top + 8 + i * 20
-        lx = left + plot_w + 12
-        parts.append(
-            f'<g class="legend"><line x1="{lx}" x2="{lx + 18}" y1="{ly:.1f}" y2="{ly:.1f}" '
-            f'stroke="{color}" stroke-width="3"{dash}/><text x="{lx + 24}" y="{ly + 4:.1f}">'
-            f"{escape(line.label)}</text></g>"
+            line = ax.plot(px, py, color=color, linewidth=2 + 2 * under, dashes=dashes)[0]
+            canvas.tag(line, "series", drawn.label)
+        for x, low, high in drawn.spread:
+            bar = ax.plot(
+                [x, x], [_clamp(low, y_range), _clamp(high, y_range)], color=color,
+                linewidth=1.5, alpha=0.6,
+            )[0]  # fmt: skip
+            canvas.tag(bar, "spread", f"{drawn.label}: {_fmt(low)} to {_fmt(high)} at "
+                       f"{_fmt(x)}{x_unit}")  # fmt: skip
+        marks = ax.plot(
+            px, py, linestyle="none", marker="o", markersize=7 + 3 * under, color=color
+        )[0]
+        marks.set_clip_on(False)
+        canvas.tag(
+            marks, "point", [f"{drawn.label}: {_fmt(y)} at {_fmt(x)}{x_unit}" for x, y in ordered]
         )
-    parts.append("</svg>")
-    return "".join(parts)
+        handles.append((Line2D([], [], color=color, linewidth=3, dashes=dashes), drawn.label))
+    handles = handles[len(references) :] + handles[: len(references)]  # lines first
+    legend = ax.legend(
+        [h for h, _ in handles], [_plain(label) for _, label in handles], loc="upper left",
+        bbox_to_anchor=(1.0, 1.0), borderaxespad=0, frameon=False, fontsize=FONT_SIZE,
+        handlelength=1.8, labelspacing=0.6,
+    )  # fmt: skip
+    for text in legend.get_texts():
+        text.set_color(INK)
+    return canvas.svg(title=title, css_class="chart-lines")

@@ -31,7 +31,7 @@ from labeling.models import (
 from ranking.models import RerankerVersion
 from tests.labeling.lead_factories import simulation_results
 
-from .chromium import CHROMIUM_ARGS, SCREENSHOTS
+from .chromium import CHROMIUM_ARGS, SCREENSHOTS, overlapping_chart_texts
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -134,9 +134,10 @@ def test_lead_sees_dashboard_charts_and_scientist_downloads_qrels(
     context, page, errors = log_in(chromium, live_server, "lead", "pagewise-lead")
     page.goto(f"{live_server.url}/projects/demo/dashboard/")
     assert page.locator("svg.chart").count() == 3  # budget, spend, quality
-    assert page.locator("#quality svg circle.point").count() == 2
-    assert page.locator("#quality svg line.baseline").count() == 2
-    assert page.locator("#budget svg rect.segment").count() >= 1
+    assert page.locator("#quality svg use.point").count() == 2
+    assert page.locator("#quality svg g.baseline").count() == 2
+    assert page.locator("#budget svg g.segment").count() >= 1
+    assert overlapping_chart_texts(page) == []
     assert "Krippendorff" in page.text_content("#agreement")
     assert page.locator("#annotators tbody tr").count() == 2
     page.screenshot(path=SCREENSHOTS / "lead-dashboard.png", full_page=True)
@@ -197,7 +198,9 @@ def test_lead_watches_a_simulation_move_then_applies_what_it_recommends(live_ser
         recommended_strategy=Strategy.ISO_ANCHOR, results=simulation_results(),
     )  # fmt: skip
     page.wait_for_selector("#simulate-chart svg", timeout=20_000)
-    assert page.locator("#simulate-chart svg polyline.series").count() == 4
+    assert page.locator("#simulate-chart svg g.series").count() == 4
+    assert overlapping_chart_texts(page, "#simulate-chart svg") == []
+    page.locator("#simulate-chart").screenshot(path=SCREENSHOTS / "simulation-chart.png")
     assert "20%" in page.text_content("#simulate-verdict")
     page.screenshot(path=SCREENSHOTS / "lead-simulation.png", full_page=True)
     assert "paired difference" in page.text_content("#simulate-verdict")

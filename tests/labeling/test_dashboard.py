@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from xml.etree import ElementTree
 
@@ -179,9 +180,9 @@ def test_charts_are_svg_with_escaped_text():
     )  # fmt: skip
     tree = ElementTree.fromstring(line)
     ns = "{http://www.w3.org/2000/svg}"
-    assert len(tree.findall(f".//{ns}circle")) == 2
-    assert tree.find(f".//{ns}polyline") is not None
-    assert tree.find(f".//{ns}line[@class='baseline']").get("stroke-dasharray")
+    assert len(tree.findall(f".//{ns}use[@class='point']")) == 2
+    assert tree.find(f".//{ns}g[@class='series']/{ns}path") is not None
+    assert "stroke-dasharray" in tree.find(f".//{ns}g[@class='baseline']/{ns}path").get("style")
 
 
 def test_a_line_whose_points_a_later_line_repeats_is_drawn_wider_so_both_show():
@@ -196,8 +197,8 @@ def test_a_line_whose_points_a_later_line_repeats_is_drawn_wider_so_both_show():
     )  # fmt: skip
     ns = "{http://www.w3.org/2000/svg}"
     widths = [
-        float(line.get("stroke-width"))
-        for line in ElementTree.fromstring(svg).findall(f".//{ns}polyline")
+        float(re.search(r"stroke-width: ([\d.]+)", line.get("style")).group(1))
+        for line in ElementTree.fromstring(svg).findall(f".//{ns}g[@class='series']/{ns}path")
     ]
     assert widths[0] > widths[1] == widths[2]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 from decimal import Decimal
+from xml.etree import ElementTree
 
 import pytest
 from django.urls import reverse
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from ranking.models import RerankerVersion
 from web import charts
 
+NS = "{http://www.w3.org/2000/svg}"
 scores = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
 
 
@@ -35,7 +37,12 @@ def test_values_close_together_get_an_axis_that_shows_their_differences():
         [(1.0, 0.96, "v1"), (2.0, 0.99, "v2")], baselines=[], title="q", x_label="x",
         y_label="y", y_range=charts.fit_range([0.96, 0.99], low=0.0, high=1.0),
     )  # fmt: skip
-    ticks = re.findall(r'text-anchor="end" fill="#6b7280">([^<]+)<', svg)
+    ticks = [
+        text.text
+        for group in ElementTree.fromstring(svg).iter(f"{NS}g")
+        if group.get("class") == "ytick"
+        for text in group.iter(f"{NS}text")
+    ]
     assert ticks == ["0.92", "0.94", "0.96", "0.98", "1"]
 
 
@@ -55,7 +62,12 @@ def test_baseline_labels_with_nearly_equal_values_do_not_overlap():
         baselines=[("zscore_merge", 0.521), ("round_robin", 0.52), ("vlm_zero_shot", 0.519)],
         title="q", x_label="x", y_label="y", y_range=(0.0, 1.0),
     )  # fmt: skip
-    ys = sorted(float(y) for y in re.findall(r'class="baseline-label" x="[^"]+" y="([^"]+)"', svg))
+    ys = sorted(
+        float(text.get("y"))
+        for group in ElementTree.fromstring(svg).iter(f"{NS}g")
+        if group.get("class") == "baseline-label"
+        for text in group.iter(f"{NS}text")
+    )
     assert len(ys) == 3
     assert all(b - a >= charts.LABEL_GAP - 0.05 for a, b in zip(ys, ys[1:], strict=False))
 

@@ -116,10 +116,10 @@ def test_a_done_simulation_shows_the_curve_the_verdict_and_applies_it(lead_clien
         and "over 5 seeds" in html
     )
     svg = ElementTree.fromstring(html[html.index("<svg") : html.index("</svg>") + 6])
-    assert len(svg.findall(f".//{SVG}polyline")) == 4  # one line per strategy
-    assert len(svg.findall(f".//{SVG}line[@class='reference']")) == 1  # full's NDCG@10
-    assert len(svg.findall(f".//{SVG}circle")) == 12
-    assert len(svg.findall(f".//{SVG}line[@class='spread']")) == 12  # the range over seeds
+    assert len(svg.findall(f".//{SVG}g[@class='series']")) == 4  # one line per strategy
+    assert len(svg.findall(f".//{SVG}g[@class='reference']")) == 1  # full's NDCG@10
+    assert len(svg.findall(f".//{SVG}use[@class='point']")) == 12
+    assert len(svg.findall(f".//{SVG}g[@class='spread']")) == 12  # the range over seeds
     assert html.count("<tr") == 1 + 12 and "0.700" in html and "0.679–0.720" in html
     assert "Apply: use Iso-label anchor search" in html
     assert f'name="report" value="{report.pk}"' in html

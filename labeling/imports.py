@@ -78,7 +78,7 @@ class ImportResult:
     ignored_members_total: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class _ParsedQuery:
     line: int
     external_id: str
@@ -86,7 +86,7 @@ class _ParsedQuery:
     split: str
 
 
-@dataclass
+@dataclass(slots=True)  # one per item is held until the store: no per-instance __dict__
 class _ParsedItem:
     line: int
     external_id: str

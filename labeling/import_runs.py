@@ -113,7 +113,11 @@ class RunProgress(ImportProgress):
 
 
 def _finish(run_id: int, **fields) -> None:
-    ImportRun.objects.filter(pk=run_id).update(stage="", finished_at=timezone.now(), **fields)
+    # Only a run still active: a redelivered copy of the task that lost the race to a copy that
+    # succeeded (say, past the broker's visibility timeout) must not mark the run failed.
+    ImportRun.objects.filter(pk=run_id, status__in=ImportRun.ACTIVE).update(
+        stage="", finished_at=timezone.now(), **fields
+    )
 
 
 def execute_import(*, run_id: int) -> ImportRun | None:

@@ -271,3 +271,13 @@ def test_a_large_upload_is_moved_from_its_temporary_file_not_read_into_memory(
     import os
 
     assert not os.path.exists(temporary)
+
+
+def test_a_late_failure_never_overwrites_a_run_that_succeeded(project):
+    """A redelivered copy of the task that lost the race to one that stored the file."""
+    run = ImportRun.objects.create(
+        project=project, filename="x.jsonl", status=ImportStatus.SUCCEEDED, items_created=3
+    )
+    import_runs._finish(run.pk, status=ImportStatus.FAILED, error="duplicate item id")
+    run.refresh_from_db()
+    assert run.status == ImportStatus.SUCCEEDED and run.error == ""

@@ -404,18 +404,25 @@ def _plot_frame(
     canvas: _Canvas, *, x_max: float, y_range: tuple[float, float], x_label: str, y_label: str
 ):
     """The plot area of a line chart: x from 0 to x_max, y over its range, five round ticks and
-    grid lines on each axis, the axes' names outside the tick labels."""
-    ax = canvas.axes(left=64, right=canvas.right, top=16, bottom=48)
+    grid lines on each axis, the axes' names just outside the (measured) tick labels."""
     y_min, y_max = y_range
     span = (y_max - y_min) or 1.0
+    y_ticks = [y_min + span * i / 4 for i in range(5)]
+    ticks_w = max(text_width(_fmt(v)) for v in y_ticks) + 6.5  # tick mark and its pad
+    left = max(64.0, ticks_w + 6 + FONT_SIZE + 6)
+    ax = canvas.axes(left=left, right=canvas.right, top=16, bottom=48)
     ax.set_xlim(0, x_max)
     ax.set_ylim(y_min, y_min + span)
     _fixed_ticks(ax.xaxis, [x_max * i / 4 for i in range(5)], _fmt)
-    _fixed_ticks(ax.yaxis, [y_min + span * i / 4 for i in range(5)], _fmt)
+    _fixed_ticks(ax.yaxis, y_ticks, _fmt)
     ax.grid(axis="y", color="#e5e7eb", linewidth=1)
     ax.set_axisbelow(True)
     ax.set_xlabel(_plain(x_label), fontsize=FONT_SIZE + 1, color=INK)
     ax.set_ylabel(_plain(y_label), fontsize=FONT_SIZE + 1, color=INK)
+    # Placed, not found: matplotlib would otherwise lay every tick label out twice per render.
+    plot_w, plot_h = canvas.width - left - canvas.right, canvas.height - 16 - 48
+    ax.yaxis.set_label_coords(-(ticks_w + 6) / plot_w, 0.5)
+    ax.xaxis.set_label_coords(0.5, -(6.5 + FONT_SIZE + 8) / plot_h)
     return ax
 
 
@@ -444,6 +451,7 @@ def line_chart(
     ax = _plot_frame(canvas, x_max=x_max, y_range=y_range, x_label=x_label, y_label=y_label)
     to_px = ax.transData.transform
     plot_right = canvas.width - right
+    ax_left = to_px((0, 0))[0]
 
     def sy(value: float) -> float:
         return canvas.height - to_px((0, _clamp(value, y_range)))[1]
@@ -467,7 +475,7 @@ def line_chart(
         (to_px((x, y))[0], canvas.height - to_px((x, y))[1], label)
         for (x, _, label), y in zip(ordered, ys, strict=True)
     ]
-    _place_point_labels(canvas, spots, box=(64, 0, plot_right, canvas.height - 48))
+    _place_point_labels(canvas, spots, box=(ax_left, 0, plot_right, canvas.height - 48))
     return canvas.svg(title=title, css_class="chart-line")
 
 
@@ -490,7 +498,7 @@ def lines_chart(
     ys = [y for s in series for _, y in s.points] + [value for _, value in references]
     y_range = y_range or (0.0, _nice_max(max(ys, default=1.0)))
     entries = [s.label for s in series] + [f"{n} {_fmt(v)}" for n, v in references]
-    right = max(150.0, max((text_width(e) for e in entries), default=0) + 48)
+    right = max(150.0, max((text_width(e) for e in entries), default=0) + 64)
     canvas = _Canvas(640 - 150 + right, max(320.0, 16 + 48 + 20 * len(entries) + 8), right=right)
     ax = _plot_frame(
         canvas, x_max=x_max or _nice_max(max(xs)), y_range=y_range, x_label=x_label,
@@ -528,11 +536,18 @@ def lines_chart(
         )
         handles.append((Line2D([], [], color=color, linewidth=3, dashes=dashes), drawn.label))
     handles = handles[len(references) :] + handles[: len(references)]  # lines first
+    plot_w = ax.get_position().width * canvas.width
     legend = ax.legend(
-        [h for h, _ in handles], [_plain(label) for _, label in handles], loc="upper left",
-        bbox_to_anchor=(1.0, 1.0), borderaxespad=0, frameon=False, fontsize=FONT_SIZE,
-        handlelength=1.8, labelspacing=0.6,
-    )  # fmt: skip
+        [h for h, _ in handles],
+        [_plain(label) for _, label in handles],
+        loc="upper left",
+        bbox_to_anchor=(1.0 + 14 / plot_w, 1.0),
+        borderaxespad=0,
+        frameon=False,
+        fontsize=FONT_SIZE,
+        handlelength=1.8,
+        labelspacing=0.6,
+    )  # 14 px clear of the plot, where the last points' markers stand
     for text in legend.get_texts():
         text.set_color(INK)
     return canvas.svg(title=title, css_class="chart-lines")

@@ -7,6 +7,8 @@ import re
 from xml.etree import ElementTree
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from web import charts
 
@@ -151,3 +153,37 @@ def test_the_same_numbers_give_the_same_svg_and_a_changed_number_a_new_one():
     )
     changed = charts.line_chart([(1.0, 0.51, "v1")], title="q", x_label="x", y_label="y")
     assert changed != first and "v1: 0.51 at 1" in changed
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(0.01, 50), st.floats(0, 1)),
+        min_size=1,
+        max_size=12,
+        unique_by=lambda p: p[0],
+    ),
+    st.lists(st.floats(0, 1), max_size=6),
+)
+def test_any_versions_and_baselines_are_plotted_as_given_and_their_labels_never_collide(
+    versions, baseline_values
+):
+    points = [(x, y, f"v{i}") for i, (x, y) in enumerate(versions, start=1)]
+    baselines = [(f"baseline_{i}", v) for i, v in enumerate(baseline_values)]
+    y_range = charts.fit_range([y for _, y in versions] + baseline_values, low=0.0, high=1.0)
+    svg = tree(
+        charts.line_chart.uncached(
+            points, baselines=baselines, title="q", x_label="x", y_label="y", y_range=y_range
+        )
+    )
+    x_max = charts._nice_max(max(x for x, _ in versions))
+    read = plotted_points(svg, x_max=x_max, y_range=y_range)
+    for (x, y, _), (want_x, want_y, _) in zip(read, sorted(points), strict=True):
+        assert x == pytest.approx(want_x, abs=1e-5 * x_max) and y == pytest.approx(want_y, abs=1e-6)
+    ys = sorted(
+        float(t.get("y"))
+        for g in svg.iter(f"{NS}g")
+        if _is(g, "baseline-label")
+        for t in g.iter(f"{NS}text")
+    )
+    assert all(b - a >= charts.LABEL_GAP - 0.01 for a, b in zip(ys, ys[1:], strict=False))

@@ -11,12 +11,14 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from celery import signature
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from labeling.errors import Conflict, NotFound, PagewiseError
-from labeling.models import Project, Strategy
+from labeling.models import Project, Strategy, Task, TaskKind, TaskStatus
+from labeling.services import update_project_settings
 from ranking.services import json_safe
 
 from . import simulator
@@ -50,9 +52,6 @@ MAX_QUERIES = simulator.WorldSpec().queries
 # A queued or running report untouched this long lost its worker or its message (progress is
 # stored after every run): it no longer blocks a new simulation.
 STALE_AFTER = timedelta(hours=2)
-
-# Colours of the strategies, as in the simulator's PNG plot.
-COLOURS = {"iso_anchor": "#dc2626", "top_p": "#2563eb", "random": "#16a34a", "full": "#111827"}
 
 
 # --- plan and runs --------------------------------------------------------------------------
@@ -171,9 +170,9 @@ def queue_project_simulation(
     except IntegrityError:
         raise Conflict("A simulation of this project is already queued or running.") from None
 
-    from . import tasks
-
-    transaction.on_commit(lambda: tasks.simulate_project.apply_async((report.pk,), task_id=task_id))
+    # Named, not imported: active_selection.tasks runs this module's work (`run_project_simulation`).
+    simulate = signature("active_selection.tasks.simulate_project", args=(report.pk,))
+    transaction.on_commit(lambda: simulate.apply_async(task_id=task_id))
     return report
 
 
@@ -242,9 +241,7 @@ def recommended_in(results: dict) -> str:
 
 def apply_recommendation(*, project: Project, report: SimulationReport) -> str:
     """Set the project's strategy to the one the report recommends, through the settings path
-    (`web.dashboard.update_project_settings`: its checks and its row lock). Returns it."""
-    from web import dashboard
-
+    (`labeling.services.update_project_settings`: its checks and its row lock). Returns it."""
     if report.project_id != project.pk:
         raise NotFound(f"No simulation report {report.pk} in '{project.name}'.")
     if report.status != SimulationReport.Status.DONE:
@@ -264,7 +261,7 @@ def apply_recommendation(*, project: Project, report: SimulationReport) -> str:
     if project.strategy == strategy:
         raise Conflict(f"'{project.name}' already uses {label}.")
     try:
-        dashboard.update_project_settings(project=project, changes={"strategy": strategy})
+        update_project_settings(project=project, changes={"strategy": strategy})
     except ValidationError as exc:
         raise PagewiseError(
             "The project's settings are not valid; fix them in the form first.",
@@ -290,180 +287,24 @@ def report_of(*, project: Project, report_id: int) -> SimulationReport:
     return report
 
 
-def _label(strategy: str) -> str:
+def strategy_label(strategy: str) -> str:
     return Strategy(strategy).label if strategy in Strategy.values else strategy
 
 
-def _percent(fraction: float) -> str:
+def percent(fraction: float) -> str:
     return f"{fraction:.0%}" if fraction >= 0.01 else f"{fraction:.1%}"
-
-
-def report_summary(*, report: SimulationReport) -> dict[str, Any]:
-    """What the settings page shows of a done report: the verdict (paired on the seeds, said
-    against the project's current strategy), the chart with the spread over seeds, the rows."""
-    from web import charts
-
-    results = report.results or {}
-    full = results.get("full_ndcg10")
-
-    def spread(row: dict) -> tuple[float | None, float | None]:
-        values = [r["ndcg10"] for r in row.get("per_seed") or [] if r.get("ndcg10") is not None]
-        return (min(values), max(values)) if len(values) > 1 else (None, None)
-
-    rows = []
-    for row in results.get("results", []):
-        low, high = spread(row)
-        rows.append(
-            {
-                "strategy": row["strategy"],
-                "label": _label(row["strategy"])
-                + ("" if row.get("single_modal", True) else " (single-modal off)"),
-                "single_modal": row.get("single_modal", True),
-                "budget": row["budget"],
-                "cost_fraction": row["cost_fraction"],
-                "cost_percent": _percent(row["cost_fraction"]),
-                "ndcg10": row["ndcg10_mean"],
-                "std": row.get("ndcg10_std"),
-                "low": low,
-                "high": high,
-            }
-        )
-    measured = [r for r in rows if r["ndcg10"] is not None]
-    said = verdict(results=results, current=report.project.strategy)
-    recommended = report.recommended_strategy
-    sentence = said["sentence"]
-    chart = None
-    if measured:
-        values = [r["ndcg10"] for r in measured] + ([full] if full is not None else [])
-        values += [v for r in measured for v in (r["low"], r["high"]) if v is not None]
-        low = max(0.0, math.floor((min(values) - 0.02) * 20) / 20)
-        high = min(1.0, math.ceil((max(values) + 0.02) * 20) / 20)
-        series = []
-        for strategy in dict.fromkeys(r["strategy"] for r in measured):
-            for single_modal in (True, False):
-                mine = [
-                    r
-                    for r in measured
-                    if r["strategy"] == strategy and r["single_modal"] == single_modal
-                ]
-                if mine:
-                    label = strategy if single_modal else f"{strategy} (sm off)"
-                    series.append(
-                        charts.Series(
-                            label,
-                            [(r["cost_fraction"] * 100, r["ndcg10"]) for r in mine],
-                            color=COLOURS.get(strategy),
-                            is_dashed=not single_modal,
-                            spread=[
-                                (r["cost_fraction"] * 100, r["low"], r["high"])
-                                for r in mine
-                                if r["low"] is not None
-                            ],
-                        )
-                    )
-        chart = charts.lines_chart(
-            series,
-            references=[("full annotation", full)] if full is not None else [],
-            title="NDCG@10 on held-out queries against cost: mean and range over seeds",
-            x_label="Cost, % of grading every training item",
-            y_label="NDCG@10",
-            x_unit="%",
-            x_max=100.0,
-            y_range=(low, high if high > low else low + 0.1),
-        )
-    world = results.get("world") or {}
-    return {
-        "world_note": _world_note(world, report.estimated or {}),
-        "sentence": sentence,
-        "verdict": said,
-        "chart": chart,
-        "rows": rows,
-        "full_ndcg10": full,
-        "recommended": recommended,
-        "recommended_label": _label(recommended) if recommended else "",
-        "seeds": world.get("seeds"),
-        "world": world,
-        "seconds": results.get("seconds"),
-    }
-
-
-def _world_note(world: dict, estimated: dict) -> str:
-    if not world:
-        return ""
-    note = (
-        f"Simulated on {world.get('queries')} queries ({world.get('heldout_queries')} held out), "
-        f"{world.get('modalities')} modalities × {world.get('items_per_modality')} items"
-    )
-    if estimated.get("queries_capped_from"):
-        note += f" (the project's {estimated['queries_capped_from']} queries capped)"
-    if "relevant_share" in estimated:
-        note += (
-            f"; from the grades of {estimated.get('gold_queries')} gold queries: relevant share "
-            f"{world.get('relevant_share', 0):.2f}, upstream tau {world.get('upstream_tau', 0):.2f}"
-        )
-        if estimated.get("tau_b_against_gold_grades") is None:
-            note += " (a prior: too few graded items per list to measure it)"
-        if estimated.get("embedding_noise") is not None:
-            note += f", embedding noise {estimated['embedding_noise']:.2f}"
-        else:
-            note += ", embedding noise a prior (no embedded gold items)"
-    else:
-        note += (
-            "; no graded gold items yet, so the grade mix, upstream quality and embedding noise "
-            "are priors"
-        )
-    bias = estimated.get("grade_bias") or {}
-    if bias.get("source") == "calibration_check":
-        simulated = bias.get("simulated") or {}
-        note += "; grading bias from the project's calibration check: " + (
-            ", ".join(f"{m} {b:+.1f}" for m, b in simulated.items())
-            if simulated
-            else "none told apart from 0"
-        )
-    elif bias.get("note"):
-        note += f"; {bias['note']}"
-    if world.get("iso_anchor_policy") == "per_query":
-        note += "; iso_anchor under the project's budget policy, whole queries"
-    seeds = world.get("seeds")
-    return note + (f"; {seeds} seed{'s' if seeds != 1 else ''}." if seeds else ".")
-
-
-def settings_card(*, project: Project) -> dict[str, Any]:
-    """The "Simulate before spending" card of the settings page: the latest report in its state."""
-    report = latest_report(project=project)
-    card: dict[str, Any] = {
-        "report": report,
-        "summary": None,
-        "percent": 0,
-        "estimate": simulation_estimate(project=project),
-        "max_minutes": MAX_MINUTES,
-    }
-    if report is None:
-        return card
-    if report.runs_total:
-        card["percent"] = round(100 * report.runs_done / report.runs_total)
-    if report.status == SimulationReport.Status.DONE:
-        summary = report_summary(report=report)
-        card["summary"] = summary
-        card["is_applied"] = (
-            bool(summary["recommended"]) and project.strategy == summary["recommended"]
-        )
-        card["can_apply"] = bool(summary["recommended"]) and not card["is_applied"]
-        if card["can_apply"]:
-            card["apply_changes"] = apply_changes(project=project, strategy=summary["recommended"])
-    return card
 
 
 def apply_changes(*, project: Project, strategy: str) -> list[str]:
     """What applying `strategy` changes, in plain words, for the confirmation the lead sees."""
-    from labeling.models import Task, TaskKind, TaskStatus
-
     open_tasks = Task.objects.filter(
         project=project, status__in=[TaskStatus.OPEN, TaskStatus.LEASED]
     )
     pages = open_tasks.filter(kind=TaskKind.GRADE_PAGE).count()
     compares = open_tasks.count() - pages
-    changes = [f"The strategy changes from {_label(project.strategy)} to {_label(strategy)}."]
+    changes = [
+        f"The strategy changes from {strategy_label(project.strategy)} to {strategy_label(strategy)}."
+    ]
     if pages or compares:
         changes.append(
             f"The {pages} open page{'s' if pages != 1 else ''} and {compares} open "
@@ -474,7 +315,9 @@ def apply_changes(*, project: Project, strategy: str) -> list[str]:
         changes.append("No task is open, so none is affected.")
     if strategy != Strategy.ISO_ANCHOR and project.strategy == Strategy.ISO_ANCHOR:
         changes.append("No new anchor search starts; the searches already open finish.")
-    changes.append(f"Pages planned from now on follow {_label(strategy)}, within the budget left.")
+    changes.append(
+        f"Pages planned from now on follow {strategy_label(strategy)}, within the budget left."
+    )
     return changes
 
 
@@ -606,7 +449,7 @@ def verdict(*, results: dict, current: str | None = None) -> dict[str, Any]:
             **base, "kind": "reaches", "recommended": strategy, "difference": interval,
             "cost_fraction": fraction,
             "sentence": (
-                f"{_label(strategy)} reaches full annotation's quality at {_percent(fraction)} of "
+                f"{strategy_label(strategy)} reaches full annotation's quality at {percent(fraction)} of "
                 f"its cost (paired difference {interval['mean']:+.3f} NDCG@10, 95% interval "
                 f"{interval['low']:+.3f} to {interval['high']:+.3f}, over {interval['seeds']} "
                 f"seeds; within {1 - simulator.NEAR_FULL:.0%} of full's {full_mean:.3f})."
@@ -643,8 +486,8 @@ def verdict(*, results: dict, current: str | None = None) -> dict[str, Any]:
             **base, "kind": "beats", "difference": interval,
             "sentence": (
                 f"None reaches full annotation's quality below its full cost within the noise of "
-                f"this project; {_label(other)} beats {_label(current)} at budget "
-                f"{_percent(budget)} by {interval['mean']:+.3f} NDCG@10 (95% interval "
+                f"this project; {strategy_label(other)} beats {strategy_label(current)} at budget "
+                f"{percent(budget)} by {interval['mean']:+.3f} NDCG@10 (95% interval "
                 f"{interval['low']:+.3f} to {interval['high']:+.3f}, {interval['seeds']} seeds)."
             ),
         }  # fmt: skip
@@ -652,7 +495,7 @@ def verdict(*, results: dict, current: str | None = None) -> dict[str, Any]:
         return {
             **base, "kind": "not_beaten",
             "sentence": (
-                f"No strategy does better than {_label(current)} within the noise of this project "
+                f"No strategy does better than {strategy_label(current)} within the noise of this project "
                 f"({seeds} seeds, paired), and none reaches full annotation's quality below its "
                 "full cost."
             ),
@@ -660,7 +503,7 @@ def verdict(*, results: dict, current: str | None = None) -> dict[str, Any]:
     return {
         **base, "kind": "indistinguishable",
         "sentence": (
-            f"No strategy is distinguishable from {_label(current)} within the noise of this "
+            f"No strategy is distinguishable from {strategy_label(current)} within the noise of this "
             f"project ({seeds} seeds; paired 95% intervals up to {widest:.3f} NDCG@10 wide), and "
             "none reaches full annotation's quality below its full cost."
         ),

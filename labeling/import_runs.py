@@ -17,11 +17,11 @@ import time
 import uuid
 from pathlib import Path
 
+from celery import signature
 from django.conf import settings
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
-from . import tasks
 from .errors import Conflict, ImportCancelled, ImportFailed, PagewiseError
 from .imports import MAX_PROBLEMS_SHOWN, ImportProblem, ImportProgress, import_project_file
 from .models import ImportRun, ImportStatus, Project
@@ -77,9 +77,9 @@ def queue_import(*, project: Project, upload, user) -> ImportRun:
                 created_by=user,
                 task_id=task_id,
             )
-            transaction.on_commit(
-                lambda: tasks.run_import.apply_async(args=[run.pk], task_id=task_id)
-            )
+            # Named, not imported: labeling.tasks runs this module's work (`execute_import`).
+            run_import = signature("labeling.tasks.run_import", args=(run.pk,))
+            transaction.on_commit(lambda: run_import.apply_async(task_id=task_id))
     except BaseException:
         path.unlink(missing_ok=True)
         raise

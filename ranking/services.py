@@ -16,6 +16,7 @@ from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
+from celery import signature
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, Min
@@ -706,6 +707,11 @@ def resolve_device() -> str:
     return str(resolve(settings.PAGEWISE_TORCH_DEVICE or None))
 
 
+def _queue_retrain(project_id: int) -> None:
+    # Named, not imported: ranking.tasks runs this module's work (`train_version`).
+    signature("ranking.tasks.retrain_reranker", args=(project_id,)).delay()
+
+
 def maybe_queue_retrain(*, project: Project) -> bool:
     """Queue a retrain (after commit) when new supervision since the last version passes the threshold."""
     latest = (
@@ -724,9 +730,7 @@ def maybe_queue_retrain(*, project: Project) -> bool:
             if latest.status != RerankerVersion.Status.TRAINING or not training_stalled(latest):
                 return False
             _mark_stalled(latest)
-        from . import tasks
-
-        transaction.on_commit(lambda: tasks.retrain_reranker.delay(project.pk))
+        transaction.on_commit(lambda: _queue_retrain(project.pk))
         return True
     if not ItemEmbedding.objects.filter(item__project=project).exists():
         return False
@@ -737,9 +741,7 @@ def maybe_queue_retrain(*, project: Project) -> bool:
         return False
     if sum(supervision_count(project=project).values()) - used < project.retrain_threshold:
         return False
-    from . import tasks
-
-    transaction.on_commit(lambda: tasks.retrain_reranker.delay(project.pk))
+    transaction.on_commit(lambda: _queue_retrain(project.pk))
     return True
 
 

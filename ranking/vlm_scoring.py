@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from celery import signature
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Min, Q
@@ -312,9 +313,9 @@ def queue_scoring(*, project: Project) -> VlmScoringRun | None:
     if open_run is not None:
         return open_run
     run = VlmScoringRun.objects.create(project=project)
-    from . import tasks
-
-    transaction.on_commit(lambda: tasks.score_project_with_vlm.delay(project.pk, run.pk))
+    # Named, not imported: ranking.tasks runs this module's work (`score_items`).
+    scoring = signature("ranking.tasks.score_project_with_vlm", args=(project.pk, run.pk))
+    transaction.on_commit(scoring.delay)
     return run
 
 
@@ -357,10 +358,10 @@ def queue_fine_tune(
     *, project: Project, epochs: int = 1, lr: float = 1e-4, rank: int = 8
 ) -> VlmScorerVersion:
     """Create the next scorer version and fine-tune it in a worker after the commit."""
-    from . import tasks
-
     version = create_fine_tune_version(project=project, epochs=epochs, lr=lr, rank=rank)
-    transaction.on_commit(lambda: tasks.fine_tune_vlm.delay(project.pk, version.pk))
+    # Named, not imported: ranking.tasks runs this module's work (`fine_tune_version`).
+    tuning = signature("ranking.tasks.fine_tune_vlm", args=(project.pk, version.pk))
+    transaction.on_commit(tuning.delay)
     return version
 
 

@@ -28,9 +28,11 @@ from labeling.models import (
     Strategy,
     VlmMode,
 )
+from labeling.services import update_project_settings
+from ranking.models import RerankerVersion
 
 from . import dashboard, exports
-from .views_lead import export_response
+from .exports import export_response
 
 ALL_ROLES = (Role.LEAD, Role.ANNOTATOR, Role.SCIENTIST)
 LEAD_ONLY = (Role.LEAD,)
@@ -210,9 +212,7 @@ class ProjectSettingsApi(ProjectScoped, APIView):
     def patch(self, request, slug: str):
         data = ProjectSettingsSerializer(self.project, data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        project = dashboard.update_project_settings(
-            project=self.project, changes=data.validated_data
-        )
+        project = update_project_settings(project=self.project, changes=data.validated_data)
         return Response(ProjectSettingsSerializer(project).data)
 
 
@@ -333,8 +333,6 @@ class RerankerVersionListApi(ProjectScoped, APIView):
 
     @extend_schema(responses=RerankerVersionSerializer(many=True), summary="List reranker versions")
     def get(self, request, slug: str):
-        from ranking.models import RerankerVersion
-
         versions = RerankerVersion.objects.filter(project=self.project).order_by("-number")
         return Response(RerankerVersionSerializer(versions, many=True).data)
 

@@ -21,6 +21,10 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Count, Max, Q
 
+from active_selection.models import SimulationReport
+from active_selection.recommendation import full_fraction_to_reach, latest_report
+from active_selection.selectors import why_no_task
+from active_selection.services import search_progress
 from labeling.errors import Conflict, NotFound, PagewiseError
 from labeling.models import (
     Adjudication,
@@ -34,12 +38,13 @@ from labeling.models import (
     Task,
     TaskKind,
     TaskStatus,
-    vlm_model_dir,
 )
 from labeling.money import exact_sum
-from labeling.overlap import apply_overlap
 from labeling.selectors import budget_status
-from labeling.signals import announce, project_settings_changed
+from ranking.models import RerankerVersion
+from ranking.services import active_version, supervision_count
+
+from . import charts
 
 THROUGHPUT_WINDOW = timedelta(hours=24)
 
@@ -109,10 +114,6 @@ def savings(*, project: Project, spent: Decimal) -> dict[str, Any]:
     to compare yet, whatever was spent), "no_simulation", "not_reached" (full annotation did not
     reach this quality in the simulation) or "estimated" (with the interval over its seeds).
     """
-    from active_selection.models import SimulationReport
-    from active_selection.recommendation import full_fraction_to_reach, latest_report
-    from ranking.services import active_version
-
     train_items = Item.objects.filter(project=project, query__split=Split.TRAIN).count()
     full_cost = project.grade_cost * train_items
     result: dict[str, Any] = {
@@ -170,9 +171,6 @@ def savings(*, project: Project, spent: Decimal) -> dict[str, Any]:
 
 
 def quality_by_cost(*, project: Project) -> dict[str, Any]:
-    from ranking.models import RerankerVersion
-    from ranking.services import active_version
-
     versions = list(
         RerankerVersion.objects.filter(project=project)
         .order_by("number")
@@ -221,9 +219,6 @@ def quality_by_cost(*, project: Project) -> dict[str, Any]:
 
 def labels_since_last_version(*, project: Project) -> int:
     """New supervision (human grades + human and implied pairs) since the latest version."""
-    from ranking.models import RerankerVersion
-    from ranking.services import supervision_count
-
     latest = (
         RerankerVersion.objects.filter(project=project)
         .exclude(status=RerankerVersion.Status.FAILED)
@@ -385,9 +380,6 @@ def open_tasks(*, project: Project, limit: int = OPEN_TASKS_SHOWN) -> dict[str, 
 
 
 def dashboard_summary(*, project: Project) -> dict[str, Any]:
-    from active_selection.selectors import why_no_task
-    from active_selection.services import search_progress
-
     budget = budget_status(project=project)
     return {
         "currency": project.currency,
@@ -407,8 +399,6 @@ def dashboard_summary(*, project: Project) -> dict[str, Any]:
 
 def dashboard_charts(summary: dict[str, Any]) -> dict[str, str]:
     """The SVG charts of a dashboard summary (see web/charts.py)."""
-    from . import charts
-
     currency = summary["currency"]
     budget = summary["budget"]
     result = {
@@ -495,65 +485,6 @@ def adjudicate(*, project: Project, item_id: int, grade: int, decided_by) -> Adj
         item=item, defaults={"project": project, "grade": grade, "decided_by": decided_by}
     )
     return adjudication
-
-
-# --- settings ---------------------------------------------------------------------------------
-
-SETTINGS_FIELDS = [
-    "grade_names", "grade_cost", "compare_cost", "currency", "budget", "strategy",
-    "budget_policy", "page_size", "top_band", "retrain_threshold", "judgments_per_task",
-    "overlap_comparisons",
-    "vlm_model", "vlm_mode", "vlm_upstream", "vlm_baseline", "vlm_features", "vlm_distill",
-]  # fmt: skip
-
-
-@transaction.atomic
-def update_project_settings(*, project: Project, changes: dict[str, Any]) -> Project:
-    """Apply already type-checked settings; rules that span fields or data are checked here.
-
-    Locks the project row so two leads saving at once cannot interleave their checks.
-    """
-    locked = Project.objects.select_for_update().get(pk=project.pk)
-    merged = {name: changes.get(name, getattr(locked, name)) for name in SETTINGS_FIELDS}
-    problems: dict[str, list[str]] = {}
-    names = merged["grade_names"]
-    highest_used = max(
-        ItemGrade.objects.filter(item__project=project).aggregate(m=Max("grade"))["m"] or 0,
-        Item.objects.filter(project=project).aggregate(m=Max("gold_grade"))["m"] or 0,
-        Adjudication.objects.filter(project=project).aggregate(m=Max("grade"))["m"] or 0,
-    )
-    if len(names) <= highest_used:
-        problems["grade_names"] = [
-            f"Grades up to {highest_used} are already in use; keep at least {highest_used + 1} "
-            "grade names."
-        ]
-    if merged["top_band"] > merged["page_size"]:
-        problems["top_band"] = [
-            f"The top band ({merged['top_band']}) cannot be larger than the page size "
-            f"({merged['page_size']})."
-        ]
-    switches = ("vlm_upstream", "vlm_baseline", "vlm_features", "vlm_distill")
-    if any(merged[name] for name in switches):
-        directory = vlm_model_dir(merged["vlm_model"])
-        field = "vlm_model" if merged["vlm_model"] else next(n for n in switches if merged[n])
-        if directory is None:
-            problems[field] = [
-                "No vision-language model is configured on this server: set PAGEWISE_VLM_PATH, "
-                "or name a model directory under PAGEWISE_VLM_ROOT, before turning the scorer on."
-            ]
-        elif not directory.is_dir():
-            problems[field] = [f"There is no model directory '{directory.name}' on the server."]
-    if problems:
-        raise PagewiseError("Some settings are not valid.", fields=problems)
-    for name, value in merged.items():
-        setattr(locked, name, value)
-    locked.full_clean(exclude=["slug"])
-    locked.save(update_fields=SETTINGS_FIELDS)
-    apply_overlap(project=locked)  # open tasks follow a changed number of judgments per task
-    for name in SETTINGS_FIELDS:
-        setattr(project, name, getattr(locked, name))
-    transaction.on_commit(lambda: announce(project_settings_changed, project_id=locked.pk))
-    return locked
 
 
 # --- members ----------------------------------------------------------------------------------

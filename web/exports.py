@@ -26,10 +26,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+
+from active_selection.models import PreferencePair
 from labeling.errors import NotFound, PagewiseError
 from labeling.models import Item, ItemGrade, Judgment, Project, Query, Split
 from labeling.selectors import human_grades
 from labeling.text_checks import csv_safe
+from ranking import services as ranking_services
+from ranking.services import active_version
 
 CHUNK = 2000
 QUERY_BATCH = 20  # train queries labelled per human_grades() call in the qrels export
@@ -211,8 +216,6 @@ def qrels(project: Project) -> Iterator[str]:
 
 
 def pairs_jsonl(project: Project) -> Iterator[str]:
-    from active_selection.models import PreferencePair
-
     rows = (
         PreferencePair.objects.filter(project=project)
         .order_by("pk")
@@ -236,8 +239,6 @@ def pairs_jsonl(project: Project) -> Iterator[str]:
 
 
 def require_active_version(project: Project):
-    from ranking.services import active_version
-
     version = active_version(project=project)
     if version is None:
         raise NotFound(
@@ -250,8 +251,6 @@ def require_active_version(project: Project):
 def run_file(project: Project, version) -> Iterator[str]:
     """`qid Q0 docid rank score tag`; rerank_scores yields one query's page at a time, so only
     that page is held to rank it."""
-    from ranking import services as ranking_services
-
     tag = f"pagewise-{project.slug}-v{version.number}"
     page: list[tuple[str, float]] = []
     current = None
@@ -317,3 +316,23 @@ def prepare_export(*, project: Project, name: str) -> PreparedExport:
     return PreparedExport(
         fmt, export_filename(project=project, fmt=fmt), lines=producers[name](project)
     )
+
+
+def export_response(prepared: PreparedExport) -> HttpResponse:
+    """A streamed download (or the weights file) named after the project and the UTC time."""
+    if prepared.path is not None:
+        return FileResponse(
+            prepared.path.open("rb"),
+            as_attachment=True,
+            filename=prepared.filename,
+            content_type=prepared.fmt.content_type,
+        )
+    content_type = prepared.fmt.content_type
+    if content_type.startswith("text/"):
+        content_type += "; charset=utf-8"
+    response = StreamingHttpResponse(
+        (line.encode() for line in prepared.lines), content_type=content_type
+    )
+    response["Content-Disposition"] = f'attachment; filename="{prepared.filename}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

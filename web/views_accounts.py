@@ -13,7 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from labeling import accounts, errors
-from labeling.models import Role, Strategy
+from labeling.models import Role, Strategy, default_grade_names, default_modalities
 
 from .api_lead import ProjectSettingsSerializer
 from .views_lead import LEAD_ONLY, _context, _project
@@ -29,8 +29,6 @@ NEW_PROJECT_FIELDS = [
 
 
 def _new_project_initial() -> dict:
-    from labeling.models import default_grade_names, default_modalities
-
     return {
         "name": "",
         "modalities": ", ".join(default_modalities()),

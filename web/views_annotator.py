@@ -11,7 +11,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from labeling import errors, guidelines, selectors
+from labeling import assignment, errors, guidelines, history, selectors
 from labeling.models import Role
 
 MEMBERS = (Role.LEAD, Role.ANNOTATOR, Role.SCIENTIST)
@@ -117,8 +117,6 @@ def guidelines_page(request, slug: str):
 @login_required
 def history_page(request, slug: str):
     """My recent judgments (current answers, newest first, paginated) and my open skips."""
-    from labeling import assignment, history
-
     project = _project(request, slug, assignment.ANNOTATING_ROLES)
     page = history.history_page(
         annotator=request.user, project=project, number=request.GET.get("page")
@@ -137,8 +135,6 @@ def history_page(request, slug: str):
 @require_http_methods(["POST"])
 def unskip(request, slug: str, task_id: str):
     """Take back a skip from the history page; the task can be handed out to me again."""
-    from labeling import assignment, history
-
     project = _project(request, slug, assignment.ANNOTATING_ROLES)
     try:
         task = history.skipped_task_for(annotator=request.user, task_id=task_id)

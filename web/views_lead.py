@@ -11,15 +11,33 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import FileResponse, Http404, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from active_selection import calibration_check, recommendation
+from active_selection.calibration_check import calibration_card
+from active_selection.recommendation import (
+    DEFAULT_MINUTES,
+    MAX_MINUTES,
+    queue_project_simulation,
+    report_status,
+)
+from active_selection.selectors import ANSWER_AGAIN, GRADE_REST
+from active_selection.services import plan_rest_pages, project_search_share
+from active_selection.strategies import CALIBRATED_STRATEGIES, CALIBRATION_SHARE, calibration_share
 from labeling import errors, import_runs, overlap, selectors
+from labeling.assignment import let_annotators_answer_again
 from labeling.models import BudgetPolicy, ImportRun, Project, Role, Strategy, VlmMode
+from labeling.services import SETTINGS_FIELDS, update_project_settings
+from ranking.services import active_version
+from ranking.vlm_scoring import latest_run
 
 from . import dashboard, exports
+from .api_lead import ProjectSettingsSerializer
+from .exports import export_response
+from .simulation_card import settings_card
 
 LEAD_ONLY = (Role.LEAD,)
 READERS = (Role.LEAD, Role.SCIENTIST)
@@ -39,37 +57,15 @@ def _context(request, project: Project, section: str, **extra) -> dict:
     return {"project": project, "section": section, "role": role, **extra}
 
 
-def export_response(prepared: exports.PreparedExport) -> HttpResponse:
-    """A streamed download (or the weights file) named after the project and the UTC time."""
-    if prepared.path is not None:
-        return FileResponse(
-            prepared.path.open("rb"),
-            as_attachment=True,
-            filename=prepared.filename,
-            content_type=prepared.fmt.content_type,
-        )
-    content_type = prepared.fmt.content_type
-    if content_type.startswith("text/"):
-        content_type += "; charset=utf-8"
-    response = StreamingHttpResponse(
-        (line.encode() for line in prepared.lines), content_type=content_type
-    )
-    response["Content-Disposition"] = f'attachment; filename="{prepared.filename}"'
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
-
-
 # --- settings ---------------------------------------------------------------------------------
 
 
 def _settings_initial(project: Project) -> dict:
-    return {name: getattr(project, name) for name in dashboard.SETTINGS_FIELDS}
+    return {name: getattr(project, name) for name in SETTINGS_FIELDS}
 
 
 def _vlm_card(project: Project) -> dict:
     """What the settings page says of the vision-language scorer: its model and latest run."""
-    from ranking.vlm_scoring import latest_run
-
     directory = project.vlm_model_dir
     run = latest_run(project=project)
     percent = 0
@@ -86,21 +82,13 @@ def _vlm_card(project: Project) -> dict:
 @login_required
 @require_http_methods(["GET", "POST"])
 def settings_page(request, slug: str):
-    from active_selection.calibration_check import calibration_card
-    from active_selection.recommendation import settings_card
-    from active_selection.strategies import CALIBRATED_STRATEGIES, CALIBRATION_SHARE
-
-    from .api_lead import ProjectSettingsSerializer
-
     project = _project(request, slug, LEAD_ONLY)
     values = _settings_initial(project)
     field_errors: dict = {}
     if request.method == "POST":
         # A field the form did not send keeps its value (a form from before a setting existed).
         data = {
-            name: request.POST[name].strip()
-            for name in dashboard.SETTINGS_FIELDS
-            if name in request.POST
+            name: request.POST[name].strip() for name in SETTINGS_FIELDS if name in request.POST
         }
         if "grade_names" in data:
             data["grade_names"] = [
@@ -111,9 +99,7 @@ def settings_page(request, slug: str):
         if serializer.is_valid():
             before = overlap.overlap_of(project)
             try:
-                dashboard.update_project_settings(
-                    project=project, changes=serializer.validated_data
-                )
+                update_project_settings(project=project, changes=serializer.validated_data)
             except errors.PagewiseError as exc:
                 field_errors = exc.fields
             else:
@@ -155,12 +141,6 @@ def _to_simulation(project: Project):
 @login_required
 @require_POST
 def simulation_run(request, slug: str):
-    from active_selection.recommendation import (
-        DEFAULT_MINUTES,
-        MAX_MINUTES,
-        queue_project_simulation,
-    )
-
     project = _project(request, slug, LEAD_ONLY)
     raw = request.POST.get("minutes", "").strip() or str(DEFAULT_MINUTES)
     try:
@@ -192,8 +172,6 @@ def simulation_run(request, slug: str):
 @require_POST
 def calibration_action(request, slug: str):
     """Plan the calibration comparisons on gold items, or measure the offsets from the answers."""
-    from active_selection import calibration_check
-
     project = _project(request, slug, LEAD_ONLY)
     action = request.POST.get("action", "")
     missing = calibration_check.nothing_to_measure(project)
@@ -224,8 +202,6 @@ def calibration_action(request, slug: str):
 @login_required
 @require_POST
 def simulation_apply(request, slug: str):
-    from active_selection import recommendation
-
     project = _project(request, slug, LEAD_ONLY)
     try:
         report_id = int(request.POST.get("report", ""))
@@ -252,8 +228,6 @@ def simulation_apply(request, slug: str):
 @require_GET
 def simulation_status(request, slug: str):
     """The latest simulation's progress, polled by the settings page while it runs."""
-    from active_selection.recommendation import report_status
-
     project = _project(request, slug, LEAD_ONLY)
     return JsonResponse(report_status(project=project))
 
@@ -383,9 +357,6 @@ def import_run_cancel(request, slug: str, run_id: int):
 
 @login_required
 def dashboard_page(request, slug: str):
-    from active_selection.services import project_search_share
-    from active_selection.strategies import calibration_share
-
     project = _project(request, slug, READERS)  # scientists read it too; nothing on it writes
     summary = dashboard.dashboard_summary(project=project)
     budget = summary["budget"]
@@ -422,10 +393,6 @@ def dashboard_page(request, slug: str):
 def dashboard_resolve(request, slug: str):
     """The lead's answer to the dashboard's "why no task": let the same annotators answer tasks
     nobody else can take, or spend the rest of the budget on grades."""
-    from active_selection.selectors import ANSWER_AGAIN, GRADE_REST
-    from active_selection.services import plan_rest_pages
-    from labeling.assignment import let_annotators_answer_again
-
     project = _project(request, slug, LEAD_ONLY)
     action = request.POST.get("action", "")
     if action == ANSWER_AGAIN:
@@ -455,8 +422,6 @@ def dashboard_resolve(request, slug: str):
 
 @login_required
 def exports_page(request, slug: str):
-    from ranking.services import active_version
-
     project = _project(request, slug, READERS)
     return render(
         request,

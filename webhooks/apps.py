@@ -6,6 +6,6 @@ class WebhooksConfig(AppConfig):
     verbose_name = "Webhooks"
 
     def ready(self) -> None:
-        from . import receivers
+        from . import receivers, tasks  # noqa: F401  (tasks: registers deliver_webhook by name)
 
         receivers.connect()

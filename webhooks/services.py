@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from celery import signature
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -158,10 +159,8 @@ def queue_event(
 
 
 def _send_after_commit(delivery: Delivery) -> None:
-    from . import tasks
-
-    pk = delivery.pk
-    transaction.on_commit(lambda: tasks.deliver_webhook.delay(pk))
+    # Named, not imported: webhooks.tasks runs this module's work (`attempt_delivery`).
+    transaction.on_commit(signature("webhooks.tasks.deliver_webhook", args=(delivery.pk,)).delay)
 
 
 def replay_delivery(*, delivery: Delivery) -> Delivery:

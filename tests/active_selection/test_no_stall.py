@@ -18,7 +18,7 @@ from labeling import assignment
 from labeling.demo import load_demo
 from labeling.models import Project, Task, TaskKind, TaskStatus
 from labeling.selectors import budget_status
-from web import dashboard
+from labeling.services import update_project_settings
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -76,7 +76,7 @@ def test_two_annotators_never_stall_while_the_budget_pays_for_work(demo, client)
     assert AnchorSearch.objects.filter(project=project, other_modality="text").exists()
     assert budget_status(project=project)["left"] < project.compare_cost
 
-    dashboard.update_project_settings(project=project, changes={"budget": Decimal("20.00")})
+    update_project_settings(project=project, changes={"budget": Decimal("20.00")})
     sweep.sweep_project(project=project)
     answer_until_no_task(project, annotators, rng)
     # Random answers contradict each other; a tie between the two annotators leaves a re-ask

@@ -17,6 +17,7 @@ from active_selection.models import SimulationReport
 from labeling.errors import Conflict, NotFound
 from labeling.models import Project, Strategy
 from tests.labeling.lead_factories import shaped_project, simulation_results
+from web import simulation_card
 
 
 @pytest.fixture
@@ -92,7 +93,7 @@ def test_world_like_simulates_the_grading_bias_the_calibration_check_measured(sh
     spec, estimated = simulator.world_like(shaped)
     assert spec.grade_bias == (("image", 0.8),)
     assert estimated["grade_bias"]["simulated"] == {"image": 0.8}
-    note = recommendation._world_note({"queries": 24, "heldout_queries": 6}, estimated)
+    note = simulation_card._world_note({"queries": 24, "heldout_queries": 6}, estimated)
     assert "grading bias from the project's calibration check: image +0.8" in note
 
 

@@ -276,7 +276,7 @@ def test_an_import_plans_the_candidate_pages(project, django_capture_on_commit_c
 def test_a_raised_budget_plans_the_pages_it_now_pays_for(
     project, django_capture_on_commit_callbacks
 ):
-    from web.dashboard import update_project_settings
+    from labeling.services import update_project_settings
 
     make_world(project, queries=3)
     project.page_size = 6

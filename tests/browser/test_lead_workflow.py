@@ -70,7 +70,9 @@ def test_a_lead_creates_a_project_imports_and_invites_someone_who_gets_an_api_to
     from labeling.tasks import run_import
 
     queued: list[int] = []  # the worker's queue: this test runs the task when it chooses
-    monkeypatch.setattr(run_import, "apply_async", lambda args, **kw: queued.append(args[0]))
+    monkeypatch.setattr(
+        run_import, "apply_async", lambda args, kwargs=None, **kw: queued.append(args[0])
+    )
     maria = get_user_model().objects.create_user("maria", password="pagewise-maria-1")
     maria.user_permissions.add(Permission.objects.get(codename="add_project"))
     context, page, errors = log_in(chromium, live_server, "maria", "pagewise-maria-1")

@@ -122,7 +122,7 @@ def test_an_import_and_a_raised_budget_get_their_pages_planned_by_the_worker(
     import json
 
     from labeling.imports import import_project_file
-    from web.dashboard import update_project_settings
+    from labeling.services import update_project_settings
 
     project = Project.objects.create(
         slug="planned", name="Planned", modalities=["text", "image"], page_size=6, top_band=3,

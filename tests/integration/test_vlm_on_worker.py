@@ -8,9 +8,9 @@ from django.core.files.base import ContentFile
 from PIL import Image
 
 from labeling.models import Item, Project, Query
+from labeling.services import update_project_settings
 from ranking.ml.vlm_tiny import build_tiny_vlm
 from ranking.models import ItemVlmScore, VlmScoringRun
-from web import dashboard
 
 from .conftest import wait_for
 
@@ -34,7 +34,7 @@ def test_switching_the_scorer_on_scores_unscored_items_on_a_worker(
     Image.new("RGB", (24, 24), (220, 20, 20)).save(buffer, format="PNG")
     photo.image.save("red.png", ContentFile(buffer.getvalue()), save=True)
 
-    dashboard.update_project_settings(project=project, changes={"vlm_upstream": True})
+    update_project_settings(project=project, changes={"vlm_upstream": True})
 
     run = wait_for(
         lambda: VlmScoringRun.objects.filter(

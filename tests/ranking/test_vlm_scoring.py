@@ -12,6 +12,7 @@ from PIL import Image
 
 from labeling.errors import PagewiseError
 from labeling.models import Item, Query
+from labeling.services import update_project_settings
 from ranking import services, tasks, vlm_scoring
 from ranking.ml.features import TrainPage
 from ranking.models import ItemVlmScore, VlmScoringRun
@@ -46,7 +47,7 @@ def test_items_without_scores_get_them_from_the_scorer_when_switched_on(
     unscored_project, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        dashboard.update_project_settings(project=unscored_project, changes={"vlm_upstream": True})
+        update_project_settings(project=unscored_project, changes={"vlm_upstream": True})
     run = VlmScoringRun.objects.get(project=unscored_project)
     assert run.status == VlmScoringRun.Status.DONE, run.message
     assert run.items_done == run.items_total == run.items_scored == 12
@@ -133,11 +134,11 @@ def test_the_task_takes_ids_and_a_run_delivered_twice_does_nothing(unscored_proj
 def test_turning_the_scorer_on_without_a_model_is_refused(project, settings, tmp_path):
     settings.PAGEWISE_VLM_PATH = ""
     with pytest.raises(PagewiseError) as refused:
-        dashboard.update_project_settings(project=project, changes={"vlm_baseline": True})
+        update_project_settings(project=project, changes={"vlm_baseline": True})
     assert "PAGEWISE_VLM_PATH" in refused.value.fields["vlm_baseline"][0]
     settings.PAGEWISE_VLM_ROOT = tmp_path
     with pytest.raises(PagewiseError) as refused:
-        dashboard.update_project_settings(
+        update_project_settings(
             project=project, changes={"vlm_upstream": True, "vlm_model": "missing"}
         )
     assert "no model directory 'missing'" in refused.value.fields["vlm_model"][0]

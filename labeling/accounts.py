@@ -69,7 +69,7 @@ def clean_modalities(text: str) -> list[str]:
 @transaction.atomic
 def create_project(*, creator, name: str, modalities: list[str], settings: dict) -> Project:
     """Create a project whose lead is its creator. `settings` were type-checked by the caller
-    (labeling/api_lead.ProjectSettingsSerializer: grade names, costs, budget, page size, ...)."""
+    (web/api_lead.ProjectSettingsSerializer: grade names, costs, budget, page size, ...)."""
     if not can_create_projects(creator):
         raise PagewiseError("You may not create projects.")
     name = (name or "").strip()

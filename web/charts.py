@@ -254,6 +254,13 @@ def _clean(svg: str, *, tags: dict, title: str, css_class: str) -> str:
         if clip is not None:
             inner = clip.removeprefix("url(#").removesuffix(")")
             element.set("clip-path", f"url(#{defined[inner]})" if inner in defined else "none")
+    for element in root.iter():  # matplotlib's indentation, and definitions left empty
+        if element.tail is not None and not element.tail.strip():
+            element.tail = None
+        if element.tag != _q("text") and element.text is not None and not element.text.strip():
+            element.text = None
+        for empty in [d for d in element.findall(_q("defs")) if len(d) == 0]:
+            element.remove(empty)
     view = root.get("viewBox")
     root.attrib.clear()
     root.attrib.update(

@@ -4,6 +4,7 @@ they are safe to put inside a page (no script, no style sheet, no id another cha
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from xml.etree import ElementTree
 
 import pytest
@@ -187,3 +188,16 @@ def test_any_versions_and_baselines_are_plotted_as_given_and_their_labels_never_
         for t in g.iter(f"{NS}text")
     )
     assert all(b - a >= charts.LABEL_GAP - 0.01 for a, b in zip(ys, ys[1:], strict=False))
+
+
+def test_charts_drawn_in_parallel_threads_are_those_drawn_alone():
+    # gunicorn serves pages from threads: nothing global (pyplot's state) may leak between charts.
+    def draw(k: int) -> str:
+        points = [(1.0 + k, 0.5 + k / 100, "v1"), (2.0 + k, 0.6, "v2")]
+        return charts.line_chart.uncached(
+            points, baselines=BASELINES, title=f"q{k}", x_label="x", y_label="y"
+        )
+
+    alone = [draw(k) for k in range(8)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert list(pool.map(draw, range(8))) == alone

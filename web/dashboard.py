@@ -114,7 +114,10 @@ def savings(*, project: Project, spent: Decimal) -> dict[str, Any]:
     to compare yet, whatever was spent), "no_simulation", "not_reached" (full annotation did not
     reach this quality in the simulation) or "estimated" (with the interval over its seeds).
     """
-    train_items = Item.objects.filter(project=project, query__split=Split.TRAIN).count()
+    # All items less those of the other splits' (few) queries: the project's item index alone,
+    # rather than a join of every item with its query.
+    held_out = Item.objects.filter(query__project=project).exclude(query__split=Split.TRAIN)
+    train_items = Item.objects.filter(project=project).count() - held_out.count()
     full_cost = project.grade_cost * train_items
     result: dict[str, Any] = {
         "train_items": train_items,

@@ -77,13 +77,32 @@ def queue_import(*, project: Project, upload, user) -> ImportRun:
                 created_by=user,
                 task_id=task_id,
             )
-            # Named, not imported: labeling.tasks runs this module's work (`execute_import`).
-            run_import = signature("labeling.tasks.run_import", args=(run.pk,))
-            transaction.on_commit(lambda: run_import.apply_async(task_id=task_id))
+            transaction.on_commit(lambda: _send(run.pk, task_id))
     except BaseException:
         path.unlink(missing_ok=True)
         raise
     return run
+
+
+def _send(run_id: int, task_id: str) -> None:
+    """Queue the run's task; if the broker cannot take it, fail the run with the reason (and
+    remove its upload) instead of leaving it queued for ever."""
+    # Named, not imported: labeling.tasks runs this module's work (`execute_import`).
+    run_import = signature("labeling.tasks.run_import", args=(run_id,))
+    try:
+        run_import.apply_async(task_id=task_id)
+    except Exception as exc:
+        if run_import.app.conf.task_always_eager:
+            raise  # run in-process (tests, CELERY_TASK_ALWAYS_EAGER): the task itself failed
+        log.exception("import run %s could not be queued", run_id)
+        _finish(
+            run_id,
+            status=ImportStatus.FAILED,
+            error=f"The import could not be queued for a worker ({exc}); upload it again.",
+        )
+        run = ImportRun.objects.filter(pk=run_id).first()
+        if run is not None:
+            _remove_source(run.source_path)
 
 
 class RunProgress(ImportProgress):

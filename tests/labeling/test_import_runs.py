@@ -281,3 +281,25 @@ def test_a_late_failure_never_overwrites_a_run_that_succeeded(project):
     import_runs._finish(run.pk, status=ImportStatus.FAILED, error="duplicate item id")
     run.refresh_from_db()
     assert run.status == ImportStatus.SUCCEEDED and run.error == ""
+
+
+def test_an_import_the_broker_cannot_take_fails_with_the_reason_instead_of_waiting_for_ever(
+    project, lead_api, django_capture_on_commit_callbacks, settings, monkeypatch
+):
+    from config.celery import app
+    from labeling.tasks import run_import
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    app.conf.task_always_eager = False  # the autouse fixture restores it
+    monkeypatch.setattr(run_import, "apply_async", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_import(lead_api, project, lines(Q1, text_item()))
+    assert response.status_code == 202
+    run = lead_api.get(response.json()["url"]).json()
+    assert run["status"] == "failed"
+    assert (
+        "could not be queued for a worker" in run["error"] and "Connection refused" in run["error"]
+    )
+    assert list(settings.PAGEWISE_IMPORT_DIR.iterdir()) == []

@@ -13,7 +13,7 @@ from django.test.utils import override_settings
 
 from labeling.benchmarks import generated_records, write_jsonl
 from labeling.imports import import_project_file
-from labeling.models import Project
+from labeling.models import Item, Project, Query
 
 
 class Command(BaseCommand):
@@ -67,6 +67,16 @@ class Command(BaseCommand):
             "database": connection.vendor,
         }
         if not keep:
+            # The ORM's cascade collects every item first (minutes at 100,000 on PostgreSQL):
+            # the benchmark's project has only items, queries and its import run, so delete the
+            # items and queries in two statements.
+            with connection.cursor() as cursor:
+                for model in (Item, Query):
+                    cursor.execute(
+                        f"DELETE FROM {connection.ops.quote_name(model._meta.db_table)} "
+                        "WHERE project_id = %s",
+                        [project.pk],
+                    )
             project.delete()
         self.stdout.write(
             f"Imported {figures['items']} items ({figures['file_mb']} MB) on {figures['database']} in "

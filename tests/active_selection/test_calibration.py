@@ -71,12 +71,27 @@ def test_estimate_converges_to_the_offset_as_comparisons_grow(offset, seed):
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=seeds, n=st.integers(5, 400))
+@given(seed=seeds, n=st.integers(300, 400))
 def test_with_no_offset_none_is_invented(seed, n):
     estimate = estimate_offset(observations_from_comparisons(biased_comparisons(0.0, n, seed)))
     assert estimate.correction == 0
     assert abs(estimate.offset) <= 0.5
     assert estimate.low <= 0.0 <= estimate.high
+
+
+def test_with_no_offset_few_comparisons_seldom_invent_one():
+    """Below a few hundred comparisons a 90% interval may exclude 0 by chance, so "never" cannot
+    hold for every draw (the derandomized draw seed 0, 31 comparisons estimated -1.15, interval
+    -2.6 to +0.05; of 1,500 random draws of 5-400 comparisons 1.6% made a correction). What holds
+    is a rate: over 300 fixed draws of 5-400 comparisons (5 corrections when written)."""
+    draws = [(seed, 5 + (seed * 37) % 396) for seed in range(300)]
+    estimates = [
+        estimate_offset(observations_from_comparisons(biased_comparisons(0.0, n, seed)))
+        for seed, n in draws
+    ]
+    assert sum(e.correction != 0 for e in estimates) <= 0.04 * len(draws)
+    assert sum(e.low <= 0.0 <= e.high for e in estimates) >= 0.9 * len(draws)
+    assert sum(abs(e.offset) <= 0.5 for e in estimates) >= 0.9 * len(draws)
 
 
 @settings(max_examples=25, deadline=None)

@@ -38,8 +38,11 @@ run: demo
 worker: $(STAMP)
 	$(PY) -m celery -A config worker --loglevel=info
 
+# Two test processes (pytest-xdist); tests sharing an `xdist_group` mark run in the same one.
+# PYTEST_WORKERS=0 runs the suite in this process, one test after another.
+PYTEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # Long random runs (new draws every time); `make test` and CI replay fixed ones.
 fuzz: $(STAMP)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from hypothesis import settings as hypothesis_settings
@@ -20,6 +21,44 @@ hypothesis_settings.register_profile("fuzz", derandomize=False, max_examples=100
 hypothesis_settings.load_profile(
     "fuzz" if os.environ.get("PAGEWISE_FUZZ") == "1" else "deterministic"
 )
+
+
+def redis_databases_of_worker(broker_url: str, worker: str | None) -> tuple[str, str] | None:
+    """Under pytest-xdist, worker gwI gets the Redis databases N+2I (queues) and N+2I+1 (cache),
+    N being the database of CELERY_BROKER_URL: every test clears the cache, and a worker with a
+    short visibility timeout requeues every unacknowledged message of its database, so two test
+    processes must not share either. None when not under xdist or the broker is not Redis."""
+    if not worker or not broker_url.startswith("redis://"):
+        return None
+    parts = urlsplit(broker_url)
+    base = int(parts.path.strip("/") or 0)
+    broker_db = base + 2 * int(worker.removeprefix("gw"))
+
+    def url(db: int) -> str:
+        return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
+
+    return url(broker_db), url(broker_db + 1)
+
+
+def pytest_configure(config):
+    # pytest-django has loaded the settings already (before any conftest), but nothing has
+    # connected yet: point this process, and the worker and server processes that its tests start
+    # (they inherit os.environ), at this worker's own Redis databases.
+    own = redis_databases_of_worker(
+        os.environ.get("CELERY_BROKER_URL", ""), os.environ.get("PYTEST_XDIST_WORKER")
+    )
+    if own is None:
+        return
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    from config.celery import app
+
+    broker, cache = own
+    os.environ["CELERY_BROKER_URL"], os.environ["CACHE_URL"] = broker, cache
+    caches = {"default": {**settings.CACHES["default"], "LOCATION": cache}}
+    override_settings(CELERY_BROKER_URL=broker, CACHES=caches).enable()
+    app.conf.broker_url = broker
 
 
 def _missing(reason: str) -> None:

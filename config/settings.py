@@ -197,6 +197,13 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 3600))
     }
+    # A worker looks for such messages when it starts, then every this many seconds (by default
+    # kombu's: a look every 10 s, one in ten of them real, so about every 100 s).
+    if os.environ.get("CELERY_UNACKED_RESTORE_SECONDS"):
+        CELERY_BROKER_TRANSPORT_OPTIONS |= {
+            "unacked_restore_interval": float(os.environ["CELERY_UNACKED_RESTORE_SECONDS"]),
+            "unacked_restore_throttle": 1,
+        }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_RESULT_BACKEND = None

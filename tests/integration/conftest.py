@@ -89,6 +89,9 @@ def start_worker(
         # Tasks the worker itself queues (e.g. a retrain) stay on this test's queue.
         "CELERY_TASK_DEFAULT_QUEUE": queue,
         "CELERY_VISIBILITY_TIMEOUT": str(visibility_timeout),
+        # A message of a killed worker comes back within a second of its visibility timeout,
+        # not kombu's ~100 s.
+        "CELERY_UNACKED_RESTORE_SECONDS": "1",
         "PAGEWISE_VAR_DIR": str(tmp_path / "var"),
         **extra_env,
     }
@@ -110,11 +113,11 @@ def start_worker(
     return worker
 
 
-def wait_for(predicate, *, timeout: float = 30, what: str = "condition"):
+def wait_for(predicate, *, timeout: float = 30, every: float = 0.2, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.2)
+        time.sleep(every)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")

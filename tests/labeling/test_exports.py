@@ -235,19 +235,25 @@ def build_graded_project(project, annotator, n_items: int) -> None:
 
 
 def streamed_peak(client, project, name: str) -> tuple[int, int, int]:
-    """(peak traced bytes, chunks, lines) while streaming one export to the end."""
-    response = client.get(reverse("api-export", args=[project.slug, name]))
-    assert response.status_code == 200 and response.streaming
-    tracemalloc.start()
-    chunks = lines = 0
-    try:
-        for chunk in response.streaming_content:
-            chunks += 1
-            lines += chunk.count(b"\n")
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak, chunks, lines
+    """(peak traced bytes, chunks, lines) while streaming one export to the end; the smaller
+    peak of two runs, as tracemalloc also counts what other threads of the process allocate
+    meanwhile (under pytest-xdist, its channel thread receiving the next tests)."""
+    runs = []
+    for _ in range(2):
+        response = client.get(reverse("api-export", args=[project.slug, name]))
+        assert response.status_code == 200 and response.streaming
+        tracemalloc.start()
+        chunks = lines = 0
+        try:
+            for chunk in response.streaming_content:
+                chunks += 1
+                lines += chunk.count(b"\n")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        runs.append((peak, chunks, lines))
+    assert runs[0][1:] == runs[1][1:]
+    return min(runs)
 
 
 def test_exports_stream_in_chunks_with_memory_independent_of_size(db, make_user):

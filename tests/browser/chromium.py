@@ -28,3 +28,22 @@ def overlapping_chart_texts(page, selector: str = "svg.chart") -> list[tuple[str
                 if width > 0.5 and height > 0.5:
                     pairs.append((a_label, b_label))
     return pairs
+
+
+def log_in(
+    browser, live_server, username: str, password: str, *, height=900, accept_downloads=False
+):
+    """A new context signed in through the login form: (context, page, page errors seen)."""
+    context = browser.new_context(
+        viewport={"width": 1280, "height": height}, accept_downloads=accept_downloads
+    )
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live_server.url}/")
+    return context, page, errors

@@ -7,7 +7,6 @@ with the demo project. Screenshots go to test-artifacts/screenshots/.
 from __future__ import annotations
 
 import io
-import shutil
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,29 +30,10 @@ from labeling.models import (
 from ranking.models import RerankerVersion
 from tests.labeling.lead_factories import simulation_results
 
-from .chromium import CHROMIUM_ARGS, SCREENSHOTS, overlapping_chart_texts
+from .chromium import SCREENSHOTS, overlapping_chart_texts
+from .chromium import log_in as chromium_log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def chromium(live_server, monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the test's ORM calls stay plain
-    # synchronous calls, so Django's async guard is lifted for this test only.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from django.db import connections
-    from playwright.sync_api import sync_playwright
-
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            connections.close_all()
-            browser.close()
 
 
 def page_task(project: Project, query) -> Task:
@@ -113,17 +93,9 @@ def demo_with_history():
 
 
 def log_in(browser, live_server, username: str, password: str):
-    context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{live_server.url}/")
-    return context, page, errors
+    return chromium_log_in(
+        browser, live_server, username, password, height=1000, accept_downloads=True
+    )
 
 
 def test_lead_sees_dashboard_charts_and_scientist_downloads_qrels(

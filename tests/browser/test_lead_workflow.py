@@ -8,7 +8,6 @@ test-artifacts/screenshots/.
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -18,41 +17,9 @@ from labeling.models import Membership, Project
 from tests.webhooks.receiver import start_receiver
 from webhooks.models import Delivery
 
-from .chromium import CHROMIUM_ARGS, SCREENSHOTS, overlapping_chart_texts
+from .chromium import SCREENSHOTS, log_in, overlapping_chart_texts
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def chromium(live_server, monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from django.db import connections
-    from playwright.sync_api import sync_playwright
-
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            connections.close_all()
-            browser.close()
-
-
-def log_in(browser, live_server, username: str, password: str):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{live_server.url}/")
-    return context, page, errors
 
 
 LINES = [

@@ -3,35 +3,15 @@ reason while no model is configured, then scoring the project's items once one i
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from django.contrib.auth import get_user_model
 
 from labeling.models import Item, Membership, Project, Query
 from ranking.ml.vlm_tiny import build_tiny_vlm
 
-from .chromium import CHROMIUM_ARGS, SCREENSHOTS
+from .chromium import SCREENSHOTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def chromium(live_server, monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from django.db import connections
-    from playwright.sync_api import sync_playwright
-
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            connections.close_all()
-            browser.close()
 
 
 def test_a_lead_turns_the_scorer_on_and_sees_the_items_scored(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from .chromium import SCREENSHOTS
-from .test_lead_and_scientist import chromium as chromium  # the fixture
 from .test_lead_and_scientist import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -277,6 +277,33 @@ def project_payload(project: Project) -> dict:
     }
 
 
+def parsed_answer(request, task: Task) -> tuple[dict, str | None]:
+    """The submitted (or revised) answer, validated, and the CompareOutcome its on-screen choice
+    means (None when it grades a page)."""
+    body = SubmitJudgmentSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    data = body.validated_data
+    if "choice" not in data:
+        return data, None
+    if task.kind != TaskKind.COMPARE:
+        raise PagewiseError(
+            "A page is graded, not compared: send grades, not a choice.",
+            fields={"choice": ["not allowed for a page"]},
+        )
+    return data, assignment.outcome_from_choice(
+        task=task, choice=data["choice"], sides_token=data["sides"]
+    )
+
+
+def judgment_response(request, judgment, *, created: bool, task: Task) -> Response:
+    """201 with the judgment when it was stored now, 200 when it was stored before."""
+    is_lead = is_lead_of(user=request.user, project=task.project)
+    return Response(
+        SubmittedJudgmentSerializer(judgment, context={"is_lead": is_lead}).data,
+        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+    )
+
+
 # --- views ----------------------------------------------------------------------------------
 
 
@@ -350,19 +377,7 @@ class SubmitJudgmentApi(APIView):
     )
     def post(self, request, task_id: str):
         task = assignment.task_for(user=request.user, task_id=task_id)
-        body = SubmitJudgmentSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
-        outcome = None
-        if "choice" in data:
-            if task.kind != TaskKind.COMPARE:
-                raise PagewiseError(
-                    "A page is graded, not compared: send grades, not a choice.",
-                    fields={"choice": ["not allowed for a page"]},
-                )
-            outcome = assignment.outcome_from_choice(
-                task=task, choice=data["choice"], sides_token=data["sides"]
-            )
+        data, outcome = parsed_answer(request, task)
         judgment, created = assignment.submit_judgment(
             task=task,
             annotator=request.user,
@@ -372,11 +387,7 @@ class SubmitJudgmentApi(APIView):
             duration_ms=data["duration_ms"],
             guideline_version=data.get("guideline_version"),
         )
-        is_lead = is_lead_of(user=request.user, project=task.project)
-        return Response(
-            SubmittedJudgmentSerializer(judgment, context={"is_lead": is_lead}).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
+        return judgment_response(request, judgment, created=created, task=task)
 
 
 class SkipTaskApi(APIView):
@@ -457,20 +468,8 @@ class ReviseJudgmentApi(APIView):
     def post(self, request, judgment_id: str):
         judgment = history.own_judgment(annotator=request.user, judgment_id=judgment_id)
         # Roles can change after an answer: revising still needs a judging role.
-        assignment.task_for(user=request.user, task_id=judgment.task_id)
-        body = SubmitJudgmentSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
-        outcome = None
-        if "choice" in data:
-            if judgment.task.kind != TaskKind.COMPARE:
-                raise PagewiseError(
-                    "A page is graded, not compared: send grades, not a choice.",
-                    fields={"choice": ["not allowed for a page"]},
-                )
-            outcome = assignment.outcome_from_choice(
-                task=judgment.task, choice=data["choice"], sides_token=data["sides"]
-            )
+        task = assignment.task_for(user=request.user, task_id=judgment.task_id)
+        data, outcome = parsed_answer(request, task)
         revision, created = assignment.revise_judgment(
             judgment=judgment,
             annotator=request.user,
@@ -480,11 +479,7 @@ class ReviseJudgmentApi(APIView):
             duration_ms=data["duration_ms"],
             guideline_version=data.get("guideline_version"),
         )
-        is_lead = is_lead_of(user=request.user, project=judgment.task.project)
-        return Response(
-            SubmittedJudgmentSerializer(revision, context={"is_lead": is_lead}).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
+        return judgment_response(request, revision, created=created, task=task)
 
 
 class UnskipTaskApi(APIView):

@@ -278,22 +278,13 @@ def claim_statement(*, annotator, project: Project, now, expires) -> tuple[str, 
         _MARK_NOW: now,
         _MARK_EXPIRES: expires,
     }
-    return sql, [values.get(param, param) if _is_marker(param) else param for param in markers]
+    return sql, [values.get(param, param) for param in markers]
 
 
 # Values no real row or clock has, so that their places in the compiled parameters can be found.
 _MARK_USER, _MARK_PROJECT = -7_000_001, -7_000_002
 _MARK_NOW = datetime(1901, 1, 1, 0, 0, 1, tzinfo=UTC)
 _MARK_EXPIRES = datetime(1901, 1, 1, 0, 0, 2, tzinfo=UTC)
-
-
-def _is_marker(param) -> bool:
-    return not isinstance(param, bool) and param in (
-        _MARK_USER,
-        _MARK_PROJECT,
-        _MARK_NOW,
-        _MARK_EXPIRES,
-    )
 
 
 @functools.cache

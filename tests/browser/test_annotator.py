@@ -7,11 +7,9 @@ with the demo project and its real photographs. Screenshots go to test-artifacts
 from __future__ import annotations
 
 import io
-import shutil
 
 import pytest
 from django.core.management import call_command
-from django.db import connections
 
 from labeling.models import (
     CandidatePage,
@@ -26,7 +24,7 @@ from labeling.models import (
     TaskStatus,
 )
 
-from .chromium import CHROMIUM_ARGS, SCREENSHOTS
+from .chromium import SCREENSHOTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -37,33 +35,18 @@ ALL_IMAGES_LOADED = (
 
 
 @pytest.fixture
-def browser_page(live_server, monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are
-    # still plain synchronous calls, so Django's async guard is lifted for this test only.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), headless=True, args=CHROMIUM_ARGS
-        )
-        context = browser.new_context(viewport={"width": 1280, "height": 1000})
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        page.errors = []
-        page.on("pageerror", lambda error: page.errors.append(str(error)))
-        page.on(
-            "console", lambda msg: page.errors.append(msg.text) if msg.type == "error" else None
-        )
-        try:
-            yield page
-        finally:
-            # The test's ORM calls ran in Playwright's context, whose connection the database
-            # teardown cannot see: close it here, or PostgreSQL will not drop the test database.
-            connections.close_all()
-            context.close()
-            browser.close()
+def browser_page(chromium):
+    """A signed-out page of the shared Chromium that collects page and console errors."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.errors = []
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page.on("console", lambda msg: page.errors.append(msg.text) if msg.type == "error" else None)
+    try:
+        yield page
+    finally:
+        context.close()
 
 
 def build_page_task(project: Project) -> Task:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import NamedTuple
@@ -15,6 +16,7 @@ from typing import NamedTuple
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.nn import functional as F
 
 from .features import N_SCALAR_FEATURES, PageBatch, feature_dim
 
@@ -105,15 +107,17 @@ class WholePageReranker(nn.Module):
             "grade_values", torch.arange(config.n_grades, dtype=torch.float32), persistent=False
         )
 
-    def forward(self, batch: PageBatch) -> RerankerOutput:
+    def _input_weight(self) -> torch.Tensor:
         # The three projections are one linear map of the whole feature row: one matmul over the
         # contiguous features instead of three over strided slices (each of which was copied).
         # The parameters stay three modules, so saved versions load unchanged.
         parts = [self.text_proj.weight, self.image_proj.weight, self.scalar_proj.weight]
         if self.extra_proj is not None:
             parts.append(self.extra_proj.weight)
-        weight = torch.cat(parts, dim=1)
-        h = nn.functional.linear(batch.features, weight, self.text_proj.bias)
+        return torch.cat(parts, dim=1)
+
+    def forward(self, batch: PageBatch) -> RerankerOutput:
+        h = F.linear(batch.features, self._input_weight(), self.text_proj.bias)
         h = h + self.modality_embedding(batch.modalities)
         h = h + self.item_tower(h)
         if self.page_encoder is not None:
@@ -138,6 +142,59 @@ class WholePageReranker(nn.Module):
         finally:
             self.train(was_training)
         return scores.masked_fill(~batch.mask.to(scores.device), float("-inf"))
+
+    def score_items(
+        self, features: torch.Tensor, modalities: torch.Tensor, lengths: Sequence[int]
+    ) -> torch.Tensor:
+        """The scores of pages laid end to end, (N,): rows of `features` (N, D) and `modalities`
+        (N,) are the items of page 0, then of page 1..., `lengths` items each.
+
+        The inference path of `score` (the same function as `forward` in eval mode, equal to 1e-6,
+        tested), made for CPU: the per-item parts (input projection, item tower, head) run over
+        the real items only, never over padding, and the page encoder calls the fused attention
+        kernel (F.scaled_dot_product_attention), without a mask when the pages are of one length.
+        """
+        if sum(lengths) != len(features):
+            raise ValueError(f"{len(features)} items, but the page lengths sum to {sum(lengths)}")
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                h = torch.addmm(self.text_proj.bias, features, self._input_weight().t())
+                h = h + self.modality_embedding(modalities)
+                h = h + self.item_tower(h)
+                if self.page_encoder is not None:
+                    h = self._encode_pages(h, lengths)
+                return self.head(h).softmax(dim=-1) @ self.grade_values
+        finally:
+            self.train(was_training)
+
+    def _encode_pages(self, h: torch.Tensor, lengths: Sequence[int]) -> torch.Tensor:
+        """The page encoder in eval mode over packed items (N, hidden): nn.TransformerEncoderLayer
+        with norm_first and GELU, written out so that attention is one fused kernel call."""
+        width, hidden = max(lengths), h.shape[1]
+        if min(lengths) == width:
+            x, real, attn_mask = h.view(len(lengths), width, hidden), None, None
+        else:
+            real = torch.arange(width) < torch.tensor(lengths)[:, None]  # (B, L), True = item
+            x = h.new_zeros(len(lengths), width, hidden)
+            x[real] = h
+            # Padding is masked as keys (as src_key_padding_mask does in forward).
+            attn_mask = real[:, None, None, :]
+        batch = x.shape[0]
+        for layer in self.page_encoder.layers:
+            attention = layer.self_attn
+            heads = attention.num_heads
+            y = layer.norm1(x)
+            qkv = F.linear(y, attention.in_proj_weight, attention.in_proj_bias)
+            q, k, v = qkv.view(batch, width, 3, heads, hidden // heads).permute(2, 0, 3, 1, 4)
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+            a = a.transpose(1, 2).reshape(batch, width, hidden)
+            x = x + attention.out_proj(a)
+            x = x + layer.linear2(layer.activation(layer.linear1(layer.norm2(x))))
+        if self.page_encoder.norm is not None:
+            x = self.page_encoder.norm(x)
+        return x.reshape(-1, hidden) if real is None else x[real]
 
     def save(self, path: str | Path) -> Path:
         """Write config and weights to one safetensors file, atomically.

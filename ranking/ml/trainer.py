@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -19,6 +20,10 @@ from .metrics import mean_ndcg_at_k
 from .model import RerankerConfig, WholePageReranker
 
 __all__ = ["EpochReport", "TrainPage", "TrainResult", "score_pages", "train"]
+
+# Pages per inference batch: of 8, 16, 32 and 64, 16 and 32 were the fastest on the 2-core machine
+# (within noise); a batch of 16 pages of 40 items holds 4 MB of features, which stays in cache.
+SCORE_BATCH_SIZE = 16
 
 
 @dataclass
@@ -93,18 +98,55 @@ def _check_pages(pages: Sequence[TrainPage], config: RerankerConfig, name: str) 
 
 
 def score_pages(
-    model: WholePageReranker, pages: Sequence[TrainPage], *, batch_size: int = 256
+    model: WholePageReranker,
+    pages: Sequence[TrainPage],
+    *,
+    batch_size: int = SCORE_BATCH_SIZE,
+    workers: int | None = None,
 ) -> list[np.ndarray]:
     """The model's score of every item, one array per page (in the page's item order).
 
-    Large batches: on CPU the per-batch cost (thread hand-off, attention set-up) outweighs the
-    padding a larger batch brings (bench_reranker: about 2x the pages/s of batches of 64).
+    Pages are batched by length (little padding), their items laid end to end for
+    `WholePageReranker.score_items`. The batches are shared out to `workers` threads (default:
+    torch's intra-op thread count), each running torch on one thread: the model's matrices are
+    too small for two threads to share one well, and on a shared machine a thread kept waiting
+    at each op's barrier by other work stalls its partner (see README, Benchmarks). The scores
+    do not depend on `workers`: each batch is computed by one thread.
     """
-    out = []
-    for start in range(0, len(pages), batch_size):
-        chunk = pages[start : start + batch_size]
-        scores = model.score(collate_pages(chunk)).cpu().numpy()
-        out.extend(scores[row, : len(page.grades)] for row, page in enumerate(chunk))
+    order = sorted(range(len(pages)), key=lambda i: pages[i].features.shape[0])
+    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    out: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(pages)
+
+    def score_batch(batch: list[int]) -> None:
+        chunk = [pages[i] for i in batch]
+        lengths = [page.features.shape[0] for page in chunk]
+        features = torch.from_numpy(np.concatenate([page.features for page in chunk]))
+        modalities = torch.from_numpy(np.concatenate([page.modalities for page in chunk]))
+        scores = model.score_items(
+            features.to(model.device), modalities.to(model.device), lengths
+        ).cpu()
+        for i, page_scores in zip(batch, scores.split(lengths), strict=True):
+            out[i] = page_scores.numpy()
+
+    workers = min(workers or torch.get_num_threads(), len(batches))
+    if workers <= 1:
+        for batch in batches:
+            score_batch(batch)
+        return out
+    previous_threads = torch.get_num_threads()
+
+    def one_thread() -> None:
+        # The first op of a new thread would set its thread count from the process-wide one:
+        # take that first, then set this thread's own to 1.
+        torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    try:
+        with ThreadPoolExecutor(workers, initializer=one_thread) as pool:
+            list(pool.map(score_batch, batches))
+    finally:
+        # set_num_threads also sets the count new threads start with: give it back.
+        torch.set_num_threads(previous_threads)
     return out
 
 

@@ -2,9 +2,15 @@ from ranking.ml.bench import run_benchmark
 
 
 def test_benchmark_reports_epoch_time_throughput_and_peak_memory():
-    figures = run_benchmark(queries=24, items_per_query=10, epochs=1, threads=1)
+    figures = run_benchmark(queries=24, items_per_query=10, epochs=1, threads=1, repeats=2)
     assert figures["epoch_seconds"] > 0
     assert figures["pages_per_second"] > 0
+    # Every inference path is timed in the same run, so the product's speed-up is a ratio.
+    assert set(figures["inference"]) >= {"packed_batch16", "padded_batch64", "padded_batch256"}
+    assert figures["inference"]["packed_batch16"]["pages_per_second_median"] == (
+        figures["pages_per_second"]
+    )
+    assert figures["speedup_vs_padded_batch256"] > 0
     assert figures["peak_rss_mb"] > 50
     assert figures["queries"] == 24 and figures["threads"] == 1
 

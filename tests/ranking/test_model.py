@@ -141,3 +141,39 @@ def test_one_projection_of_the_feature_row_scores_as_the_three_projections_did(m
         expected = model.head(h).softmax(dim=-1) @ model.grade_values
         expected = expected.masked_fill(~batch.mask, float("-inf"))
     torch.testing.assert_close(model.score(batch), expected, rtol=0, atol=1e-6)
+
+
+def _packed(pages):
+    features = torch.from_numpy(np.concatenate([page.features for page in pages]))
+    modalities = torch.from_numpy(np.concatenate([page.modalities for page in pages]))
+    return features, modalities, [len(page.grades) for page in pages]
+
+
+@pytest.mark.parametrize("lengths", [[5, 9, 1, 7], [6, 6, 6]], ids=["padded", "one-length"])
+@pytest.mark.parametrize("layers", [2, 0])
+def test_the_inference_path_scores_as_the_reference_forward_to_1e6(lengths, layers):
+    """score_items (packed items, fused attention) is forward in eval mode, whether the pages
+    need padding and a mask or not, on a model whose weights are far from their initialisation."""
+    torch.manual_seed(1)
+    config = dataclasses.replace(CONFIG, layers=layers, extra_dim=2)
+    model = WholePageReranker(config)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.5 * torch.randn_like(parameter))
+    model.train()  # score_items must score as in eval mode whatever mode it is called in
+    pages = _pages(lengths, seed=4)
+    rng = np.random.default_rng(5)
+    for page in pages:
+        page.features = np.concatenate([page.features, rng.normal(size=(len(page.grades), 2))], 1)
+        page.features = page.features.astype(np.float32)
+    batch = collate_pages(pages)
+    expected = model.eval()(batch).scores[batch.mask]
+    scores = model.train().score_items(*_packed(pages))
+    assert model.training
+    torch.testing.assert_close(scores, expected, rtol=0, atol=1e-6)
+
+
+def test_the_inference_path_refuses_lengths_that_do_not_cover_the_items(model):
+    features, modalities, _ = _packed(_pages([3, 4]))
+    with pytest.raises(ValueError, match="sum to 8"):
+        model.score_items(features, modalities, [4, 4])

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -6,7 +8,7 @@ from ranking.ml.baselines import BASELINES
 from ranking.ml.features import collate_pages
 from ranking.ml.losses import LossWeights
 from ranking.ml.metrics import evaluate_pages, mean_ndcg_at_k
-from ranking.ml.model import RerankerConfig
+from ranking.ml.model import RerankerConfig, WholePageReranker
 from ranking.ml.synthetic import WorldConfig, make_world
 from ranking.ml.trainer import score_pages, train
 
@@ -146,3 +148,35 @@ def test_on_a_world_where_cross_modal_order_is_learnable_training_reaches_095_an
     print(f"\nlearnable world, held-out NDCG@10: reranker {ndcg:.4f}; baselines {baselines}")
     assert ndcg >= 0.95
     assert all(ndcg > value for value in baselines.values())
+
+
+def test_score_pages_in_threads_scores_as_the_padded_forward_and_gives_the_threads_back():
+    """Whatever the batch size or number of threads, score_pages gives forward's scores (to
+    1e-6) of each page, in the order of the pages, and leaves torch's thread count as it was."""
+    world = make_world(dataclasses.replace(WORLD, n_queries=23, items_per_query=9))
+    # Pages of several lengths, so that batches need padding.
+    pages = [dataclasses.replace(p, **_first(p, 3 + i % 7)) for i, p in enumerate(world.pages())]
+    torch.manual_seed(0)
+    model = WholePageReranker(MODEL).eval()
+    batch = collate_pages(pages)
+    expected = model.score(batch).numpy()
+    threads = torch.get_num_threads()
+    for batch_size, workers in [(16, 1), (4, 2), (1, 3)]:
+        scores = score_pages(model, pages, batch_size=batch_size, workers=workers)
+        assert torch.get_num_threads() == threads
+        for row, page_scores in enumerate(scores):
+            np.testing.assert_allclose(
+                page_scores, expected[row, : len(pages[row].grades)], rtol=0, atol=1e-6
+            )
+
+
+def _first(page, n):
+    return {
+        "features": page.features[:n],
+        "modalities": page.modalities[:n],
+        "upstream_scores": page.upstream_scores[:n],
+        "upstream_ranks": page.upstream_ranks[:n],
+        "grades": page.grades[:n],
+        "pairs": [],
+        "item_ids": None,
+    }

@@ -16,15 +16,33 @@ class Command(BaseCommand):
         parser.add_argument("--items", type=int, default=40, help="items per query")
         parser.add_argument("--epochs", type=int, default=2)
         parser.add_argument("--threads", type=int, default=None)
+        parser.add_argument(
+            "--repeats", type=int, default=3, help="rounds of timing every inference path"
+        )
         parser.add_argument("--json", dest="json_path", type=Path)
 
-    def handle(self, *args, queries, items, epochs, threads, json_path, **options):
+    def handle(self, *args, queries, items, epochs, threads, repeats, json_path, **options):
         figures = run_benchmark(
-            queries=queries, items_per_query=items, epochs=epochs, threads=threads
+            queries=queries, items_per_query=items, epochs=epochs, threads=threads, repeats=repeats
         )
         self.stdout.write(
-            f"{queries} queries x {items} items: {figures['epoch_seconds']:.2f} s per epoch, "
-            f"{figures['pages_per_second']:.1f} pages/s inference ({figures['pages_per_second_batch64']:.1f} in batches of 64; {figures['train_pages_per_second']:.1f} pages/s in training), peak RSS {figures['peak_rss_mb']:.0f} MB"
+            f"{queries} queries x {items} items: {figures['epoch_seconds']:.2f} s per epoch "
+            f"({figures['train_pages_per_second']:.1f} pages/s in training), "
+            f"peak RSS {figures['peak_rss_mb']:.0f} MB"
+        )
+        self.stdout.write(
+            f"inference, {figures['threads']} threads, {repeats} rounds (median / best pages/s, "
+            "median CPU s):"
+        )
+        for name, path in figures["inference"].items():
+            self.stdout.write(
+                f"  {name:<24} {path['pages_per_second_median']:8.1f} / "
+                f"{path['pages_per_second_best']:8.1f}  {path['cpu_seconds_median']:.2f} CPU s"
+            )
+        self.stdout.write(
+            f"product path ({figures['inference_batch_size']} pages a batch): "
+            f"{figures['speedup_vs_padded_batch256']:.2f}x the padded batches of 256, "
+            f"{figures['speedup_vs_padded_batch64']:.2f}x those of 64 (medians, same run)"
         )
         if json_path:
             json_path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,13 +18,15 @@ from functools import partial
 from django.contrib.auth import get_user_model
 from django.core import signing
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from .errors import Conflict, NotFound, PagewiseError, PermissionDenied
 from .guidelines import guideline_for_judgment
 from .models import (
+    CandidatePage,
     CompareOutcome,
+    Item,
     ItemGrade,
     Judgment,
     Membership,
@@ -37,6 +39,7 @@ from .models import (
     TaskStatus,
 )
 from .money import exact_sum
+from .prepared import ID, MOMENT, TEXT, UUID, Prepared, PreparedInstances, update_of
 from .selectors import role_of, with_viewer_role
 from .signals import announce, judgment_recorded
 
@@ -59,10 +62,8 @@ def task_for(*, user, task_id: int | str, roles: tuple[str, ...] = ANNOTATING_RO
     except (TypeError, ValueError):
         raise NotFound(f"No task '{task_id}'.") from None
     task = (
-        with_viewer_role(
-            Task.objects.select_related("project").filter(pk=pk), user=user, project_id="project_id"
-        ).first()
-        if 0 < pk <= _MAX_ID
+        _TASK_WITH_PROJECT.first(task=pk, user=user.pk)
+        if 0 < pk <= _MAX_ID and user.is_authenticated
         else None
     )
     if task is not None:  # the role was read with the task: role_of needs no query for it
@@ -181,30 +182,21 @@ def annotator_progress(
     """
     now = timezone.now()
     start_of_day = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
-    totals = Judgment.objects.filter(project=project, annotator=annotator).aggregate(
-        total=Count("pk"),
-        today=Count("pk", filter=Q(created_at__gte=start_of_day)),
-        spend=exact_sum("cost"),
-    )
-    claimable = _bounded_count(
-        claimable_tasks(annotator=annotator, project=project, now=now), REMAINING_COUNT_CAP
-    )
+    total, today, spend = _JUDGMENT_TOTALS.first(
+        project=project.pk, user=annotator.pk, since=start_of_day
+    ) or (0, 0, Decimal("0"))
+    (claimable,) = _CLAIMABLE_COUNT.first(user=annotator.pk, project=project.pk, now=now)
     if held is None:
-        held = held_tasks(annotator=annotator, project=project, now=now).count()
+        held = len(_HELD.rows(user=annotator.pk, project=project.pk, now=now))
     remaining = min(claimable + held, REMAINING_COUNT_CAP)
     return AnnotatorProgress(
-        judgments_today=totals["today"],
-        judgments_total=totals["total"],
+        judgments_today=today,
+        judgments_total=total,
         tasks_remaining=remaining,
-        spend=totals["spend"],
+        spend=spend,
         currency=project.currency,
         is_remaining_capped=claimable + held >= REMAINING_COUNT_CAP,
     )
-
-
-def _bounded_count(queryset: QuerySet, cap: int) -> int:
-    # COUNT over a LIMITed sub-select stops after `cap` rows (Django wraps a sliced count so).
-    return queryset.order_by()[:cap].count()
 
 
 # --- claiming -------------------------------------------------------------------------------
@@ -230,17 +222,17 @@ def claim_next_task(
         now = timezone.now()
         expires = now + timedelta(seconds=lease_seconds)
         task_id = _take_next(annotator=annotator, project=project, now=now, expires=expires)
-    return _with_subject(task_id) if task_id else None
+    if task_id is None:
+        return None
+    task = _TASK.first(task=task_id)
+    task.project = project
+    return task
 
 
 def _lock_annotator(annotator) -> None:
-    # NO KEY: inserts that reference the user (judgments, leases) are not blocked by this lock.
-    list(
-        get_user_model()
-        .objects.select_for_update(no_key=True)
-        .filter(pk=annotator.pk)
-        .values_list("pk", flat=True)
-    )
+    # SQLite's writers already queue for the database's one write lock (IMMEDIATE transactions).
+    if connection.features.has_select_for_update:
+        _LOCK_ANNOTATOR.rows(user=annotator.pk)
 
 
 def _candidate_queues(*, annotator, project: Project, now) -> tuple[QuerySet[Task], ...]:
@@ -325,41 +317,155 @@ def _take_next(*, annotator, project: Project, now, expires) -> int | None:
             cursor.execute(sql, params)
             row = cursor.fetchone()
         return row[0] if row else None
-    held, open_tasks, expired = _candidate_queues(annotator=annotator, project=project, now=now)
     # Elsewhere (SQLite): renew a held lease, else pick a candidate and compare-and-set; the
     # UPDATE only matches while the task is still free (or still ours), so of two racing
     # annotators exactly one changes the row.
-    for held_id in held.values_list("id", flat=True):
-        renewed = Task.objects.filter(
-            pk=held_id, status=TaskStatus.LEASED, assignee=annotator
-        ).update(lease_expires_at=expires)
-        if renewed:
+    who = {"user": annotator.pk, "project": project.pk, "now": now}
+    for (held_id,) in _HELD.rows(**who):
+        if _RENEW.execute(task=held_id, user=annotator.pk, expires=expires):
             return held_id
     for _ in range(CLAIM_ATTEMPTS):
-        heads = [
-            head
-            for queue in (open_tasks, expired)
-            if (head := queue.values_list("priority", "id").first()) is not None
-        ]
+        heads = [head for queue in (_OPEN_HEAD, _EXPIRED_HEAD) if (head := queue.first(**who))]
         if not heads:
             return None
         candidate = min(heads, key=lambda head: (-head[0], head[1]))[1]
-        won = (
-            Task.objects.filter(pk=candidate)
-            .filter(
-                Q(status=TaskStatus.OPEN) | Q(status=TaskStatus.LEASED, lease_expires_at__lt=now)
-            )
-            .update(status=TaskStatus.LEASED, assignee=annotator, lease_expires_at=expires)
-        )
-        if won:
+        if _TAKE.execute(task=candidate, user=annotator.pk, now=now, expires=expires):
             return candidate
     return None
 
 
-def _with_subject(task_id: int) -> Task:
-    return Task.objects.select_related("project", "page__query", "anchor__query", "other").get(
-        pk=task_id
+# --- the annotator's statements, compiled once per process (see labeling/prepared.py) --------
+
+
+def _user(pk: int):
+    return get_user_model()(pk=pk)
+
+
+_TASK = PreparedInstances(lambda task: Task.objects.filter(pk=task), task=ID)
+_TASK_WITH_PROJECT = PreparedInstances(
+    lambda task, user: with_viewer_role(
+        Task.objects.filter(pk=task), user=_user(user), project_id="project_id"
+    ),
+    related=("project",), extra=("viewer_role", "viewer_role_of"), task=ID, user=ID,
+)  # fmt: skip
+_LOCKED_TASK = PreparedInstances(
+    lambda task: Task.objects.select_for_update().filter(pk=task), task=ID
+)
+_LOCK_ANNOTATOR = Prepared(
+    # NO KEY: inserts that reference the user (judgments, leases) are not blocked by this lock.
+    lambda user: (
+        get_user_model().objects.select_for_update(no_key=True).filter(pk=user).values_list("pk")
+    ),
+    user=ID,
+)
+_QUEUE = {"user": ID, "project": ID, "now": MOMENT}
+_HELD = Prepared(
+    lambda user, project, now: held_tasks(
+        annotator=_user(user), project=Project(pk=project), now=now
+    ).values_list("id"),
+    **_QUEUE,
+)
+_OPEN_HEAD, _EXPIRED_HEAD = (
+    Prepared(
+        lambda user, project, now, queue=queue: _candidate_queues(
+            annotator=_user(user), project=Project(pk=project), now=now
+        )[queue].values_list("priority", "id")[:1],
+        **_QUEUE,
     )
+    for queue in (1, 2)
+)
+_CLAIMABLE_COUNT = Prepared(
+    lambda user, project, now: (
+        claimable_tasks(annotator=_user(user), project=Project(pk=project), now=now)
+        .order_by()
+        .values_list("id")[:REMAINING_COUNT_CAP]
+    ),
+    wrap="SELECT COUNT(*) FROM ({}) AS bounded",
+    **_QUEUE,
+)
+_RENEW = Prepared(
+    lambda task, user, expires: update_of(
+        Task.objects.filter(pk=task, status=TaskStatus.LEASED, assignee_id=user),
+        lease_expires_at=expires,
+    ),
+    task=ID, user=ID, expires=MOMENT,
+)  # fmt: skip
+_TAKE = Prepared(
+    lambda task, user, now, expires: update_of(
+        Task.objects.filter(pk=task).filter(
+            Q(status=TaskStatus.OPEN) | Q(status=TaskStatus.LEASED, lease_expires_at__lt=now)
+        ),
+        status=TaskStatus.LEASED, assignee=_user(user), lease_expires_at=expires,
+    ),
+    task=ID, user=ID, now=MOMENT, expires=MOMENT,
+)  # fmt: skip
+_RELEASE = Prepared(
+    lambda task, status: update_of(
+        Task.objects.filter(pk=task), status=status, assignee=None, lease_expires_at=None
+    ),
+    task=ID, status=TEXT,
+)  # fmt: skip
+_JUDGMENT_TOTALS = Prepared(
+    lambda project, user, since: Judgment.objects.filter(project_id=project, annotator_id=user)
+    .values("annotator_id")
+    .annotate(
+        total=Count("pk"),
+        today=Count("pk", filter=Q(created_at__gte=since)),
+        spend=exact_sum("cost"),
+    )
+    .values_list("total", "today", "spend"),
+    project=ID, user=ID, since=MOMENT,
+)  # fmt: skip
+_JUDGMENT_BY_UUID = PreparedInstances(
+    lambda client_uuid: Judgment.objects.filter(client_uuid=client_uuid)[:1], client_uuid=UUID
+)
+_PAGE_ITEM_IDS = Prepared(
+    lambda page: PageSlot.objects.filter(page_id=page).order_by("position").values_list("item_id"),
+    page=ID,
+)
+_SUBJECT_QUERY = {"query_external_id": F("query__external_id"), "query_text": F("query__text")}
+_PAGE_SLOTS = PreparedInstances(
+    lambda page: PageSlot.objects.filter(page_id=page)
+    .order_by("position")
+    .annotate(query_external_id=F("page__query__external_id"), query_text=F("page__query__text")),
+    related=("item",), extra=tuple(_SUBJECT_QUERY), page=ID,
+)  # fmt: skip
+_PAGE_QUERY = Prepared(
+    lambda page: CandidatePage.objects.filter(pk=page).values_list(
+        "query__external_id", "query__text"
+    ),
+    page=ID,
+)
+_PAIR_ITEMS = PreparedInstances(
+    lambda anchor, other: Item.objects.filter(pk__in=[anchor, other]).annotate(**_SUBJECT_QUERY),
+    extra=tuple(_SUBJECT_QUERY), anchor=ID, other=ID,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TaskSubject:
+    """What a task shows: its query and its items (a page's in page order with their positions;
+    a comparison's anchor and other, positions None)."""
+
+    query_external_id: str
+    query_text: str
+    items: list[tuple[Item, int | None]]
+
+
+def task_subject(*, task: Task) -> TaskSubject:
+    """The task's query and items, in one statement."""
+    if task.kind == TaskKind.GRADE_PAGE:
+        slots = _PAGE_SLOTS.all(page=task.page_id)
+        if not slots:  # a page without items (none is planned so): its query alone
+            return TaskSubject(*_PAGE_QUERY.first(page=task.page_id), items=[])
+        query, items = slots[0], [(slot.item, slot.position) for slot in slots]
+    else:
+        by_id = {
+            item.pk: item for item in _PAIR_ITEMS.all(anchor=task.anchor_id, other=task.other_id)
+        }
+        query = by_id[task.anchor_id]
+        items = [(by_id[task.anchor_id], None), (by_id[task.other_id], None)]
+    return TaskSubject(query.query_external_id, query.query_text, items)
 
 
 # --- compare sides --------------------------------------------------------------------------
@@ -472,7 +578,7 @@ def _store_judgment(
     *, task: Task, annotator, client_uuid, grades, outcome, duration_ms, guideline_version
 ) -> Judgment:
     with transaction.atomic():
-        locked = Task.objects.select_for_update().get(pk=task.pk)
+        locked = _LOCKED_TASK.first(task=task.pk)
         # A retry of this very submit may have committed before (or while we waited for the lock).
         stored = _stored_judgment(client_uuid=client_uuid, task=locked, annotator=annotator)
         if stored is not None:
@@ -480,7 +586,9 @@ def _store_judgment(
         _check_lease(task=locked, annotator=annotator)
         project = task.project  # read with the task (task_for); its costs and scale are current
         duration_ms = _clean_duration(duration_ms)
-        guideline = guideline_for_judgment(project=project, version=guideline_version)
+        guideline_id, version = guideline_for_judgment(
+            project=project, version=guideline_version
+        ) or (None, None)
         if locked.kind == TaskKind.GRADE_PAGE:
             if outcome is not None:
                 raise PagewiseError(
@@ -505,21 +613,22 @@ def _store_judgment(
         judgment = Judgment.objects.create(
             task=locked, project=project, annotator=annotator, client_uuid=client_uuid,
             kind=locked.kind, outcome=outcome if locked.kind == TaskKind.COMPARE else None,
-            cost=cost, duration_ms=duration_ms, guideline=guideline,
+            cost=cost, duration_ms=duration_ms, guideline_id=guideline_id,
         )  # fmt: skip
         ItemGrade.objects.bulk_create(
             [ItemGrade(judgment=judgment, item_id=i, grade=g) for i, g in cleaned.items()]
         )
+        # What the response shows, known here: no query to read them back.
+        judgment.submitted_grades, judgment.guideline_version = cleaned, version
         # One judgment asked for (the default): this one closes the task, nothing to count.
         judged = (
             Judgment.objects.filter(task=locked, supersedes__isnull=True).count()
             if locked.judgments_required > 1
             else 1
         )
-        Task.objects.filter(pk=locked.pk).update(
+        _RELEASE.execute(
+            task=locked.pk,
             status=TaskStatus.DONE if judged >= locked.judgments_required else TaskStatus.OPEN,
-            assignee=None,
-            lease_expires_at=None,
         )
         transaction.on_commit(
             partial(announce, judgment_recorded, judgment_id=judgment.pk, project_id=project.pk)
@@ -597,7 +706,9 @@ def revise_judgment(
             )
         project = Project.objects.get(pk=locked.project_id)
         duration_ms = _clean_duration(duration_ms)
-        guideline = guideline_for_judgment(project=project, version=guideline_version)
+        guideline_id, version = guideline_for_judgment(
+            project=project, version=guideline_version
+        ) or (None, None)
         if locked.kind == TaskKind.GRADE_PAGE:
             if outcome is not None:
                 raise PagewiseError(
@@ -620,7 +731,7 @@ def revise_judgment(
         revision = Judgment.objects.create(
             task=locked, project=project, annotator=annotator, client_uuid=client_uuid,
             kind=locked.kind, outcome=outcome if locked.kind == TaskKind.COMPARE else None,
-            cost=Decimal("0"), duration_ms=duration_ms, guideline=guideline, supersedes=judgment,
+            cost=Decimal("0"), duration_ms=duration_ms, guideline_id=guideline_id, supersedes=judgment,
         )  # fmt: skip
         ItemGrade.objects.bulk_create(
             [ItemGrade(judgment=revision, item_id=i, grade=g) for i, g in cleaned.items()]
@@ -648,7 +759,7 @@ def unskip_task(*, task: Task, annotator) -> int:
 
 def _stored_judgment(*, client_uuid: uuid.UUID, task: Task, annotator) -> Judgment | None:
     """The judgment already stored under this UUID by this annotator for this task, if any."""
-    stored = Judgment.objects.filter(client_uuid=client_uuid).first()
+    stored = _JUDGMENT_BY_UUID.first(client_uuid=client_uuid)
     if stored is None:
         return None
     if stored.task_id != task.pk or stored.annotator_id != annotator.pk:
@@ -674,11 +785,7 @@ def _check_lease(*, task: Task, annotator) -> None:
 
 
 def _clean_grades(*, task: Task, grades, max_grade: int) -> dict[int, int]:
-    page_items = list(
-        PageSlot.objects.filter(page_id=task.page_id)
-        .order_by("position")
-        .values_list("item_id", flat=True)
-    )
+    page_items = [item_id for (item_id,) in _PAGE_ITEM_IDS.rows(page=task.page_id)]
     if not isinstance(grades, dict) or not grades:
         raise PagewiseError(
             "Grade every item of the page: send grades as {item_id: grade}.",

@@ -16,6 +16,7 @@ from markdown_it import MarkdownIt
 
 from .errors import PagewiseError
 from .models import Guideline, Item, Project
+from .prepared import ID, Prepared
 from .text_checks import text_problem
 
 MAX_INSTRUCTIONS_CHARS = 20_000
@@ -48,6 +49,30 @@ def render_markdown(text: str) -> str:
 
 def current_guideline(*, project: Project) -> Guideline | None:
     return Guideline.objects.filter(project=project).order_by("-version").first()
+
+
+# The annotator's hot path (next task, submit) needs only the version's id and number.
+_CURRENT_VERSION = Prepared(
+    lambda project: (
+        Guideline.objects.filter(project_id=project)
+        .order_by("-version")
+        .values_list("pk", "version")[:1]
+    ),
+    project=ID,
+)
+_VERSION = Prepared(
+    lambda project, version: Guideline.objects.filter(
+        project_id=project, version=version
+    ).values_list("pk", "version")[:1],
+    project=ID,
+    version=ID,
+)
+
+
+def current_guideline_version(*, project: Project) -> int | None:
+    """The number of the project's current guideline version (None: none written)."""
+    row = _CURRENT_VERSION.first(project=project.pk)
+    return row[1] if row else None
 
 
 @dataclass(frozen=True)
@@ -106,20 +131,21 @@ def guideline_payload(*, project: Project, guideline: Guideline | None) -> dict 
     }
 
 
-def guideline_for_judgment(*, project: Project, version: int | None) -> Guideline | None:
-    """The version a judgment is given under: the one the client says it showed, else the current.
-
-    A version the project does not have is refused (a client must not invent one).
-    """
-    if version is None:
-        return current_guideline(project=project)
-    guideline = Guideline.objects.filter(project=project, version=version).first()
-    if guideline is None:
+def guideline_for_judgment(*, project: Project, version: int | None) -> tuple[int, int] | None:
+    """(id, version) of the guideline a judgment is given under: the version the client says it
+    showed, else the current one. A version the project does not have is refused (a client must
+    not invent one)."""
+    row = (
+        _CURRENT_VERSION.first(project=project.pk)
+        if version is None
+        else _VERSION.first(project=project.pk, version=version)
+    )
+    if row is None and version is not None:
         raise PagewiseError(
             f"This project has no guideline version {version}.",
             fields={"guideline_version": ["unknown version"]},
         )
-    return guideline
+    return row
 
 
 # --- services -------------------------------------------------------------------------------

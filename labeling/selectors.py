@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.contrib.auth import get_user_model
 from django.db.models import CharField, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from .errors import NotFound, PermissionDenied
 from .models import Item, Membership, Project, Query
+from .prepared import ID, TEXT, PreparedInstances
 
 
 def count_per_project(queryset) -> Coalesce:
@@ -71,12 +73,21 @@ def with_viewer_role(queryset: QuerySet, *, user, project_id: str = "pk") -> Que
     )
 
 
+# Every API request of an annotator starts here: prepared once (labeling/prepared.py).
+_PROJECT_WITH_ROLE = PreparedInstances(
+    lambda slug, user: with_viewer_role(
+        Project.objects.filter(slug=slug), user=get_user_model()(pk=user)
+    )[:1],
+    extra=("viewer_role", "viewer_role_of"), slug=TEXT, user=ID,
+)  # fmt: skip
+
+
 def project_for(*, user, slug: str, roles: tuple[str, ...] | None = None) -> Project:
     """The project named by slug if the user may see it (with one of `roles`, when given).
 
     Non-members get NotFound rather than PermissionDenied, so a project's existence does not leak.
     """
-    project = with_viewer_role(Project.objects.filter(slug=slug), user=user).first()
+    project = _PROJECT_WITH_ROLE.first(slug=slug, user=user.pk) if user.is_authenticated else None
     role = role_of(user=user, project=project) if project else None
     if project is None or role is None:
         raise NotFound(f"No project '{slug}'.")

@@ -146,9 +146,11 @@ class SubmitJudgmentSerializer(serializers.Serializer):
 
 
 class SubmittedJudgmentSerializer(serializers.Serializer):
+    """The stored judgment (what submit and revise answer; `judgment_body` builds it)."""
+
     id = serializers.IntegerField()
     client_uuid = serializers.UUIDField()
-    task = serializers.IntegerField(source="task_id")
+    task = serializers.IntegerField()
     kind = serializers.CharField()
     outcome = serializers.CharField(
         allow_null=True,
@@ -157,26 +159,14 @@ class SubmittedJudgmentSerializer(serializers.Serializer):
             "annotators: it would tell them which side was the anchor)."
         ),
     )
-    grades = serializers.SerializerMethodField()
+    grades = serializers.DictField(child=serializers.IntegerField(), help_text="{item_id: grade}")
     cost = serializers.DecimalField(max_digits=10, decimal_places=4)
     duration_ms = serializers.IntegerField()
     created_at = serializers.DateTimeField()
-    guideline_version = serializers.IntegerField(source="guideline.version", allow_null=True)
+    guideline_version = serializers.IntegerField(allow_null=True)
     supersedes = serializers.IntegerField(
-        source="supersedes_id", allow_null=True, help_text="The judgment this one revises."
+        allow_null=True, help_text="The judgment this one revises."
     )
-
-    def get_grades(self, judgment) -> dict[str, int]:
-        return {
-            str(item_id): grade
-            for item_id, grade in judgment.grades.values_list("item_id", "grade")
-        }
-
-    def to_representation(self, judgment):
-        data = super().to_representation(judgment)
-        if not self.context.get("is_lead"):
-            data["outcome"] = None
-        return data
 
 
 class SkipResultSerializer(serializers.Serializer):
@@ -187,15 +177,26 @@ class SkipResultSerializer(serializers.Serializer):
 # --- payload building -----------------------------------------------------------------------
 
 
+# The hot path renders its answers with these fields' own formatting, made once (a serializer
+# made per request costs more than the rest of the answer).
+_DATETIME = serializers.DateTimeField()
+_SPEND = AnnotatorProgressSerializer().fields["spend"]
+_COST = SubmittedJudgmentSerializer().fields["cost"]
+
+
+def _chars(text: str, limit: int) -> str:
+    return text if len(text) <= limit else Truncator(text).chars(limit)
+
+
 def item_payload(request, item: Item, position: int | None) -> dict:
     return {
         "id": item.pk,
         "position": position,
         "modality": item.modality,
         "title": item.title,
-        "snippet": Truncator(item.text).chars(SNIPPET_CHARS),
+        "snippet": _chars(item.text, SNIPPET_CHARS),
         # The whole text (up to FULL_TEXT_CHARS) for "show all" in place.
-        "text": Truncator(item.text).chars(FULL_TEXT_CHARS),
+        "text": _chars(item.text, FULL_TEXT_CHARS),
         "source_url": source_url(item.metadata),
         "image_url": request.build_absolute_uri(item.image.url) if item.has_image else None,
     }
@@ -232,23 +233,20 @@ def is_lead_of(*, user, project: Project) -> bool:
 def task_payload(request, task: Task, *, is_lead: bool = False) -> dict:
     """The task as the client shows it. Blind for annotators: the reason (which names the anchor,
     its grade and the search step) is left empty, and a comparison's sides are dealt at random."""
+    subject = assignment.task_subject(task=task)
+    items = [item_payload(request, item, position) for item, position in subject.items]
     sides_token = None
-    if task.kind == TaskKind.GRADE_PAGE:
-        query = task.page.query
-        slots = task.page.slots.select_related("item").order_by("position")
-        items = [item_payload(request, slot.item, slot.position) for slot in slots]
-    else:
-        query = task.anchor.query
+    if task.kind == TaskKind.COMPARE:
         sides = assignment.deal_sides(task=task)
-        by_id = {task.anchor_id: task.anchor, task.other_id: task.other}
-        items = [item_payload(request, by_id[pk], None) for pk in (sides.left_id, sides.right_id)]
+        by_id = {item["id"]: item for item in items}
+        items = [by_id[sides.left_id], by_id[sides.right_id]]
         sides_token = sides.token
     return {
         "id": task.pk,
         "kind": task.kind,
         "reason": task.reason if is_lead else "",
-        "lease_expires_at": task.lease_expires_at,
-        "query": {"id": query.external_id, "text": query.text},
+        "lease_expires_at": _DATETIME.to_representation(task.lease_expires_at),
+        "query": {"id": subject.query_external_id, "text": subject.query_text},
         "items": items,
         "sides": sides_token,
         "submit_url": reverse("api-task-submit", args=[task.pk]),
@@ -263,7 +261,7 @@ def progress_payload(progress: assignment.AnnotatorProgress) -> dict:
         "tasks_remaining": progress.tasks_remaining,
         "is_remaining_capped": progress.is_remaining_capped,
         "percent_done": progress.percent_done,
-        "spend": progress.spend,
+        "spend": _SPEND.to_representation(progress.spend),
         "currency": progress.currency,
     }
 
@@ -295,11 +293,36 @@ def parsed_answer(request, task: Task) -> tuple[dict, str | None]:
     )
 
 
+def judgment_body(judgment, *, is_lead: bool) -> dict:
+    """SubmittedJudgmentSerializer's shape. A judgment stored just now carries its grades and
+    guideline version; one read back (a replayed submit) has them read."""
+    grades = getattr(judgment, "submitted_grades", None)
+    if grades is None:
+        grades = dict(judgment.grades.values_list("item_id", "grade"))
+    if hasattr(judgment, "guideline_version"):
+        version = judgment.guideline_version
+    else:
+        version = judgment.guideline.version if judgment.guideline_id else None
+    return {
+        "id": judgment.pk,
+        "client_uuid": str(judgment.client_uuid),
+        "task": judgment.task_id,
+        "kind": judgment.kind,
+        "outcome": judgment.outcome if is_lead else None,
+        "grades": {str(item_id): grade for item_id, grade in grades.items()},
+        "cost": _COST.to_representation(judgment.cost),
+        "duration_ms": judgment.duration_ms,
+        "created_at": _DATETIME.to_representation(judgment.created_at),
+        "guideline_version": version,
+        "supersedes": judgment.supersedes_id,
+    }
+
+
 def judgment_response(request, judgment, *, created: bool, task: Task) -> Response:
     """201 with the judgment when it was stored now, 200 when it was stored before."""
     is_lead = is_lead_of(user=request.user, project=task.project)
     return Response(
-        SubmittedJudgmentSerializer(judgment, context={"is_lead": is_lead}).data,
+        judgment_body(judgment, is_lead=is_lead),
         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
     )
 
@@ -336,11 +359,9 @@ class NextTaskApi(APIView):
             "message": "" if task else EMPTY_MESSAGE,
             "project": project_payload(project),
             "progress": progress_payload(progress),
-            "guideline_version": getattr(
-                guidelines.current_guideline(project=project), "version", None
-            ),
+            "guideline_version": guidelines.current_guideline_version(project=project),
         }
-        return Response(NextTaskSerializer(body).data)
+        return Response(body)
 
 
 class SubmitJudgmentApi(APIView):

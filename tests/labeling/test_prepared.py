@@ -1,0 +1,132 @@
+"""Statements compiled once (labeling/prepared.py) against the same querysets compiled now."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db.models import IntegerField, Value
+
+from labeling import assignment, guidelines, prepared, selectors
+from labeling.models import Judgment, Project, Role, Task, TaskStatus
+from labeling.prepared import ID, MOMENT, TEXT, UUID, Prepared, PreparedInstances
+from tests.labeling.task_factories import make_compare_task, make_page_task
+
+MODULES = (assignment, guidelines, selectors)
+
+
+def every_prepared_statement():
+    for module in MODULES:
+        for name, value in vars(module).items():
+            if isinstance(value, PreparedInstances):
+                yield f"{module.__name__}.{name}", value.statement
+            elif isinstance(value, Prepared):
+                yield f"{module.__name__}.{name}", value
+
+
+def values_for(statement: Prepared, draw: int) -> dict:
+    """Real-looking arguments, different per draw (none equals a stand-in)."""
+
+    def made(kind: str, i: int):
+        return {
+            ID: 7 + 100 * draw + i,
+            MOMENT: datetime(2026, 11, 27, 12, 30, draw, tzinfo=UTC) + timedelta(hours=i),
+            UUID: uuid.UUID(int=1234 + 100 * draw + i),
+            TEXT: f"slug-{draw}-{i}",
+        }[kind]
+
+    return {name: made(kind, i) for i, (name, kind) in enumerate(statement.kinds.items())}
+
+
+@pytest.mark.django_db(transaction=True)  # select_for_update compiles only inside atomic()
+@pytest.mark.parametrize("draw", [0, 1, 2])
+def test_every_prepared_statement_is_the_one_compiled_now(draw):
+    from django.db import transaction
+
+    names = []
+    with transaction.atomic():
+        for name, statement in every_prepared_statement():
+            values = values_for(statement, draw)
+            assert statement.sql(**values) == statement.compile_now(**values), name
+            names.append(name)
+    assert len(names) >= 15  # the annotator's hot path
+
+
+@pytest.mark.django_db
+def test_a_constant_equal_to_a_stand_in_stays_a_constant(project):
+    stand_in = prepared._stand_in(ID, 0)
+    statement = Prepared(
+        lambda task: Task.objects.filter(pk=task, priority=stand_in).values_list("id"), task=ID
+    )
+    sql, params = statement.sql(task=5)
+    assert sorted(params) == sorted([5, stand_in])
+    assert statement.sql(task=5) == statement.compile_now(task=5)
+
+
+@pytest.mark.django_db
+def test_typed_values_keep_their_sql_type(project):
+    statement = Prepared(
+        lambda n: Project.objects.annotate(n=Value(n, output_field=IntegerField())).values_list(
+            "n"
+        ),
+        n=ID,
+    )
+    assert statement.rows(n=41) == [(41,)]
+    assert statement.sql(n=41) == statement.compile_now(n=41)
+
+
+@pytest.mark.django_db
+def test_an_argument_the_sql_does_not_show_is_refused_when_compiled(project):
+    statement = Prepared(lambda task, unused: Task.objects.filter(pk=task), task=ID, unused=ID)
+    with pytest.raises(ValueError, match="unused"):
+        statement.rows(task=1, unused=2)
+
+
+@pytest.mark.django_db
+def test_instances_come_with_their_related_row_and_annotations(
+    project, make_user, django_assert_num_queries
+):
+    annotator = make_user("ann", role=Role.ANNOTATOR, project=project)
+    task = make_page_task(project, items=2)
+    with django_assert_num_queries(1):
+        found = assignment._TASK_WITH_PROJECT.first(task=task.pk, user=annotator.pk)
+        assert found.pk == task.pk and found.status == TaskStatus.OPEN
+        assert found.project.slug == project.slug and found.project.grade_names
+        assert found.viewer_role == Role.ANNOTATOR
+        assert found.created_at.tzinfo is not None
+    assert assignment._TASK_WITH_PROJECT.first(task=task.pk + 1000, user=annotator.pk) is None
+
+
+@pytest.mark.django_db
+def test_converted_values_match_the_orm(project, make_user):
+    annotator = make_user("ann", role=Role.ANNOTATOR, project=project)
+    task = make_page_task(project, items=2)
+    leased = assignment.claim_next_task(annotator=annotator, project=project)
+    assert leased.pk == task.pk
+    judgment, _ = assignment.submit_judgment(
+        task=assignment.task_for(user=annotator, task_id=task.pk),
+        annotator=annotator,
+        client_uuid=uuid.uuid4(),
+        grades={slot.item_id: 1 for slot in task.page.slots.all()},
+    )
+    stored = assignment._JUDGMENT_BY_UUID.first(client_uuid=judgment.client_uuid)
+    assert stored == Judgment.objects.get(pk=judgment.pk)
+    for field in ("client_uuid", "cost", "created_at", "kind", "duration_ms"):
+        assert getattr(stored, field) == getattr(Judgment.objects.get(pk=judgment.pk), field)
+    since = judgment.created_at - timedelta(seconds=1)
+    totals = assignment._JUDGMENT_TOTALS.first(project=project.pk, user=annotator.pk, since=since)
+    assert totals == (1, 1, judgment.cost)
+
+
+@pytest.mark.django_db
+def test_a_comparison_shows_its_anchor_query_and_both_items(project, django_assert_num_queries):
+    task = make_compare_task(project)
+    with django_assert_num_queries(1):
+        subject = assignment.task_subject(task=task)
+    assert (subject.query_external_id, subject.query_text) == (
+        task.anchor.query.external_id,
+        task.anchor.query.text,
+    )
+    assert [(item.pk, position) for item, position in subject.items] == [
+        (task.anchor_id, None),
+        (task.other_id, None),
+    ]

@@ -232,7 +232,7 @@ PAGEWISE_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("PAGEWISE_WEBHOOK_TIMEOU
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "web.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -18,12 +18,14 @@ from functools import partial
 from django.contrib.auth import get_user_model
 from django.core import signing
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .errors import Conflict, NotFound, PagewiseError, PermissionDenied
 from .guidelines import guideline_for_judgment
 from .models import (
+    AnnotatorDay,
     CandidatePage,
     CompareOutcome,
     Item,
@@ -38,8 +40,8 @@ from .models import (
     TaskSkip,
     TaskStatus,
 )
-from .money import exact_sum
-from .prepared import ID, MOMENT, TEXT, UUID, Prepared, PreparedInstances, update_of
+from .money import PLACES
+from .prepared import DAY, ID, MOMENT, TEXT, UUID, Prepared, PreparedInstances, update_of
 from .selectors import role_of, with_viewer_role
 from .signals import announce, judgment_recorded
 
@@ -175,16 +177,17 @@ def annotator_progress(
 ) -> AnnotatorProgress:
     """The annotator's judgments (today, total, spend) and the tasks left for them.
 
-    Bounded work per request: the judgments are the annotator's own (index on annotator), and the
-    claimable tasks are counted only up to REMAINING_COUNT_CAP, read in the claim's index order.
+    Bounded work per request: the judgments are read from the annotator's days (AnnotatorDay, a
+    row per day kept by the database), and the claimable tasks are counted only up to
+    REMAINING_COUNT_CAP.
     `held`: the number of tasks the annotator holds, when the caller knows it (right after a
     claim: 1 if it leased a task, else 0), which saves counting them.
     """
     now = timezone.now()
-    start_of_day = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
-    total, today, spend = _JUDGMENT_TOTALS.first(
-        project=project.pk, user=annotator.pk, since=start_of_day
-    ) or (0, 0, Decimal("0"))
+    # Counted per UTC day by the database as judgments are written (AnnotatorDay).
+    total, today, spend_units = _JUDGMENT_TOTALS.first(
+        project=project.pk, user=annotator.pk, day=now.astimezone(UTC).date()
+    ) or (0, 0, 0)
     (claimable,) = _CLAIMABLE_COUNT.first(user=annotator.pk, project=project.pk, now=now)
     if held is None:
         held = len(_HELD.rows(user=annotator.pk, project=project.pk, now=now))
@@ -193,7 +196,7 @@ def annotator_progress(
         judgments_today=today,
         judgments_total=total,
         tasks_remaining=remaining,
-        spend=spend,
+        spend=Decimal(int(spend_units)).scaleb(-PLACES),
         currency=project.currency,
         is_remaining_capped=claimable + held >= REMAINING_COUNT_CAP,
     )
@@ -406,15 +409,15 @@ _RELEASE = Prepared(
     task=ID, status=TEXT,
 )  # fmt: skip
 _JUDGMENT_TOTALS = Prepared(
-    lambda project, user, since: Judgment.objects.filter(project_id=project, annotator_id=user)
+    lambda project, user, day: AnnotatorDay.objects.filter(project_id=project, annotator_id=user)
     .values("annotator_id")
     .annotate(
-        total=Count("pk"),
-        today=Count("pk", filter=Q(created_at__gte=since)),
-        spend=exact_sum("cost"),
+        total=Sum("judgments"),
+        today=Coalesce(Sum("judgments", filter=Q(day=day)), 0),
+        spend=Sum("spend_units"),
     )
     .values_list("total", "today", "spend"),
-    project=ID, user=ID, since=MOMENT,
+    project=ID, user=ID, day=DAY,
 )  # fmt: skip
 _JUDGMENT_BY_UUID = PreparedInstances(
     lambda client_uuid: Judgment.objects.filter(client_uuid=client_uuid)[:1], client_uuid=UUID

@@ -506,6 +506,30 @@ class Judgment(models.Model):
         raise AppendOnlyError("Judgments are append-only and cannot be deleted.")
 
 
+class AnnotatorDay(models.Model):
+    """An annotator's judgments and spend in a project on one UTC day, kept by database triggers
+    on every judgment written (labeling/migrations/0014): the annotator's progress reads a few
+    rows per request instead of all their judgments, and no writer can forget to count."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    day = models.DateField()
+    judgments = models.PositiveIntegerField(default=0)
+    spend_units = models.BigIntegerField(default=0, help_text="Summed cost in 10^-4 units.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "annotator", "day"], name="annotator_day_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.annotator_id} in {self.project_id} on {self.day}: {self.judgments}"
+
+
 class ItemGrade(models.Model):
     """One item's grade within a grade_page judgment."""
 

@@ -14,13 +14,13 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from django.db import connections
 from django.db.models import Model, QuerySet
 from django.db.models.sql import UpdateQuery
 
-ID, MOMENT, UUID, TEXT = "id", "moment", "uuid", "text"
+ID, MOMENT, DAY, UUID, TEXT = "id", "moment", "day", "uuid", "text"
 
 
 def update_of(queryset: QuerySet, **values) -> UpdateQuery:
@@ -53,7 +53,7 @@ class Prepared:
     """One statement, prepared from `build(**stand_ins)` (a QuerySet, or an `update_of` query).
 
     `kinds` names each argument's kind: ID (an integer or a model instance: its pk), MOMENT (an
-    aware datetime), UUID or TEXT. Every argument must reach the SQL unchanged or adapted the way
+    aware datetime), DAY (a date), UUID or TEXT. Every argument must reach the SQL unchanged or adapted the way
     the ORM adapts it; an argument the compiled SQL does not show is an error at compile time.
     `wrap`: SQL around the compiled statement, "{}" where it goes (say, a COUNT over a LIMITed
     select, which Django's count() builds but does not hand out).
@@ -181,6 +181,8 @@ def _stand_in(kind: str, i: int, draw: int = 0):
         return 30_001 + 1_000 * draw + i
     if kind == MOMENT:
         return datetime(1901 + draw, 1, 1, 0, 0, i + 1, tzinfo=UTC)
+    if kind == DAY:
+        return date(1901 + draw, 1, i + 1)
     if kind == UUID:
         return uuid.UUID(int=((0x7E57 + draw) << 112) + i)
     if kind == TEXT:
@@ -192,6 +194,8 @@ def _forms(kind: str, value, connection) -> list:
     """The forms a stand-in can take among compiled parameters (raw, or adapted by the ORM)."""
     if kind == MOMENT:
         return [value, connection.ops.adapt_datetimefield_value(value)]
+    if kind == DAY:
+        return [value, connection.ops.adapt_datefield_value(value)]
     if kind == UUID:
         return [value, value.hex, str(value)]
     return [value]
@@ -202,6 +206,8 @@ def _adapt(kind: str, value, connection):
         return value.pk if isinstance(value, Model) else int(value)
     if kind == MOMENT:
         return connection.ops.adapt_datetimefield_value(value)
+    if kind == DAY:
+        return connection.ops.adapt_datefield_value(value)
     if kind == UUID:
         value = value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
         return value if connection.features.has_native_uuid_field else value.hex

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from labeling.errors import PagewiseError
 from labeling.models import Project
+from labeling.prepared import ID, Prepared
 
 from .models import SUBSCRIBABLE_EVENTS, Attempt, Delivery, Event, Webhook, new_secret
 
@@ -111,10 +112,18 @@ def envelope(*, project: Project, event: str, event_id: str, data: dict) -> dict
     }
 
 
+# Asked after every judgment: prepared once (labeling/prepared.py).
+_LISTENED = Prepared(
+    lambda project: Webhook.objects.filter(project_id=project, is_active=True).values_list(
+        "events"
+    ),
+    project=ID,
+)
+
+
 def listened_events(*, project_id: int) -> set[str]:
     """The events some active hook of the project wants (one query; most projects have none)."""
-    hooks = Webhook.objects.filter(project_id=project_id, is_active=True)
-    return {event for events in hooks.values_list("events", flat=True) for event in events}
+    return {event for (events,) in _LISTENED.rows(project=project_id) for event in events}
 
 
 def is_listening(*, project_id: int, event: str) -> bool:

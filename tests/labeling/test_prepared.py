@@ -1,17 +1,19 @@
 """Statements compiled once (labeling/prepared.py) against the same querysets compiled now."""
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.db.models import IntegerField, Value
 
 from labeling import assignment, guidelines, prepared, selectors
 from labeling.models import Judgment, Project, Role, Task, TaskStatus
-from labeling.prepared import ID, MOMENT, TEXT, UUID, Prepared, PreparedInstances
+from labeling.prepared import DAY, ID, MOMENT, TEXT, UUID, Prepared, PreparedInstances
 from tests.labeling.task_factories import make_compare_task, make_page_task
+from web import authentication
+from webhooks import services as webhook_services
 
-MODULES = (assignment, guidelines, selectors)
+MODULES = (assignment, guidelines, selectors, authentication, webhook_services)
 
 
 def every_prepared_statement():
@@ -30,6 +32,7 @@ def values_for(statement: Prepared, draw: int) -> dict:
         return {
             ID: 7 + 100 * draw + i,
             MOMENT: datetime(2026, 11, 27, 12, 30, draw, tzinfo=UTC) + timedelta(hours=i),
+            DAY: date(2026, 11, 1 + draw + i),
             UUID: uuid.UUID(int=1234 + 100 * draw + i),
             TEXT: f"slug-{draw}-{i}",
         }[kind]
@@ -48,7 +51,7 @@ def test_every_prepared_statement_is_the_one_compiled_now(draw):
             values = values_for(statement, draw)
             assert statement.sql(**values) == statement.compile_now(**values), name
             names.append(name)
-    assert len(names) >= 15  # the annotator's hot path
+    assert len(names) >= 17  # the annotator's hot path
 
 
 @pytest.mark.django_db
@@ -112,9 +115,9 @@ def test_converted_values_match_the_orm(project, make_user):
     assert stored == Judgment.objects.get(pk=judgment.pk)
     for field in ("client_uuid", "cost", "created_at", "kind", "duration_ms"):
         assert getattr(stored, field) == getattr(Judgment.objects.get(pk=judgment.pk), field)
-    since = judgment.created_at - timedelta(seconds=1)
-    totals = assignment._JUDGMENT_TOTALS.first(project=project.pk, user=annotator.pk, since=since)
-    assert totals == (1, 1, judgment.cost)
+    day = judgment.created_at.astimezone(UTC).date()
+    totals = assignment._JUDGMENT_TOTALS.first(project=project.pk, user=annotator.pk, day=day)
+    assert totals == (1, 1, int(judgment.cost * 10_000))
 
 
 @pytest.mark.django_db

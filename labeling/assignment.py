@@ -145,7 +145,7 @@ def held_tasks(*, annotator, project: Project, now=None) -> QuerySet[Task]:
 
 # Remaining tasks are counted up to this many: a progress bar needs no exact count of a project's
 # million tasks, and a bounded count reads at most this many index entries per request.
-REMAINING_COUNT_CAP = 1000
+REMAINING_COUNT_CAP = 100
 
 
 @dataclass(frozen=True)

@@ -54,10 +54,19 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": round(statistics.median(ordered), 2), "p95": at(0.95), "p99": at(0.99)}
 
 
+# An annotator who walks away mid-task leaves their lease to expire; the next person takes the
+# seat with their own account, so the run keeps its number of annotators to the end.
+ACCOUNTS_PER_SEAT = 8
+
+
 class Annotator(threading.Thread):
-    def __init__(self, *, host, port, token, slug, deadline, seed, results, lock):
+    """One seat: an annotator judging as fast as the server answers, with the seat's next
+    account taking over when one walks away."""
+
+    def __init__(self, *, host, port, tokens, slug, deadline, seed, results, lock):
         super().__init__(daemon=True)
-        self.host, self.port, self.token, self.slug = host, port, token, slug
+        self.host, self.port, self.tokens, self.slug = host, port, list(tokens), slug
+        self.token = self.tokens.pop(0)
         self.deadline, self.rng, self.results, self.lock = (
             deadline,
             random.Random(seed),
@@ -99,7 +108,10 @@ class Annotator(threading.Thread):
                     continue
                 if self.rng.random() < 0.01:  # walks away mid-task: the lease expires on its own
                     abandoned += 1
-                    break
+                    if not self.tokens:
+                        break
+                    self.token = self.tokens.pop(0)
+                    continue
                 body = {
                     "client_uuid": str(uuid.uuid4()),
                     "grades": {str(item["id"]): self.rng.randint(0, 4) for item in task["items"]},
@@ -184,7 +196,7 @@ class Command(BaseCommand):
         else:
             project = self.make_one_item_tasks(tasks)
         self.stdout.write(f"Project {project.slug}")
-        tokens, users = self.make_annotators(project, annotators)
+        tokens, users = self.make_annotators(project, annotators * ACCOUNTS_PER_SEAT)
         results = {
             "next_ms": [],
             "submit_ms": [],
@@ -198,9 +210,10 @@ class Command(BaseCommand):
         deadline = time.monotonic() + seconds
         started = time.perf_counter()
         threads = [
-            Annotator(host=target.hostname, port=target.port or 80, token=token, slug=project.slug,
-                      deadline=deadline, seed=i, results=results, lock=lock)
-            for i, token in enumerate(tokens)
+            Annotator(host=target.hostname, port=target.port or 80, slug=project.slug,
+                      tokens=tokens[i::annotators], deadline=deadline, seed=i, results=results,
+                      lock=lock)
+            for i in range(annotators)
         ]  # fmt: skip
         for thread in threads:
             thread.start()

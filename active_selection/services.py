@@ -12,6 +12,8 @@ import sqlite3
 from collections import defaultdict
 from decimal import Decimal
 from functools import partial
+from itertools import groupby
+from operator import itemgetter
 
 from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
@@ -48,6 +50,7 @@ from .strategies import (
     PAGE_PRIORITY,
     REASK_PRIORITY,
     REST_PRIORITY,
+    PagePlan,
     QueryItems,
     calibration_share,
     choose_calibration_pair,
@@ -70,27 +73,26 @@ OUTCOME_FROM_ANCHOR_SIDE = {
 
 
 def training_queries(*, project: Project) -> list[QueryItems]:
-    """Each train query's items per modality in upstream order (unscored items last)."""
-    by_query: dict[int, dict[str, list[int]]] = defaultdict(
-        lambda: {m: [] for m in project.modalities}
-    )
+    """Each train query's items per modality in upstream order (unscored items last).
+
+    The rows come sorted by query: each query's items are one run of rows, grouped as they stream
+    in (a million items at scale), with no lookup across queries and no sort in Python.
+    """
     rows = (
         Item.objects.filter(project=project, query__split=Split.TRAIN)
         .order_by("query_id", "modality", "upstream_rank", "external_id")
         .values_list("query_id", "modality", "pk", "upstream_rank")
     )
-    unranked: dict[tuple[int, str], list[int]] = defaultdict(list)
-    for query_id, modality, pk, rank in rows:
-        if rank is None:
-            unranked[(query_id, modality)].append(pk)
-        else:
-            by_query[query_id].setdefault(modality, []).append(pk)
-    for (query_id, modality), pks in unranked.items():
-        by_query[query_id].setdefault(modality, []).extend(pks)
-    return [
-        QueryItems(query_id, {m: items for m, items in modalities.items() if items})
-        for query_id, modalities in sorted(by_query.items())
-    ]
+    queries = []
+    for query_id, query_rows in groupby(rows.iterator(chunk_size=10_000), key=itemgetter(0)):
+        ranked: dict[str, list[int]] = {m: [] for m in project.modalities}
+        unranked: dict[str, list[int]] = {}
+        for _, modality, pk, rank in query_rows:
+            (ranked if rank is not None else unranked).setdefault(modality, []).append(pk)
+        for modality, pks in unranked.items():
+            ranked.setdefault(modality, []).extend(pks)
+        queries.append(QueryItems(query_id, {m: items for m, items in ranked.items() if items}))
+    return queries
 
 
 def create_page_tasks(*, project: Project, seed: int = 0) -> int:
@@ -124,30 +126,30 @@ def create_page_tasks(*, project: Project, seed: int = 0) -> int:
     return len(plans)
 
 
-# Pages created per round of inserts; each round is a handful of multi-row INSERT statements.
-PLAN_BATCH = 2000
+# Pages stored per round (their slots and tasks with them): bounds the rows held in memory.
+PLAN_BATCH = 10_000
 
 
-def _create_pages(*, project: Project, plans) -> None:
-    """Insert the candidate pages of `plans`, their slots and their grade_page tasks.
+def _create_pages(*, project: Project, plans: list[PagePlan]) -> None:
+    """Store the candidate pages of `plans`, their slots and their grade_page tasks.
 
-    Multi-row INSERT statements straight through the cursor: building a model instance per slot
-    costs more than the database's own work (100,000 pages of 10 items are a million slots).
+    Plain rows straight to the database, the pages' ids reserved first so that slots and tasks can
+    name them: building a model instance per slot costs more than the database's own work
+    (100,000 pages of 10 items are a million slots). Tasks are stored in plan order, so their ids
+    (the queue's tie-break) follow it.
     """
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    page_ids = _insert_rows(
-        CandidatePage, ["project_id", "query_id", "created_at"],
-        [(project.pk, plan.query_id, now) for plan in plans], returning_ids=True,
+    page_ids = _reserve_ids(CandidatePage, len(plans))
+    pages = list(zip(page_ids, plans, strict=True))
+    _store_rows(
+        CandidatePage, ["id", "project_id", "query_id", "created_at"],
+        [(page_id, project.pk, plan.query_id, now) for page_id, plan in pages],
     )  # fmt: skip
-    _insert_rows(
+    _store_rows(
         PageSlot, ["page_id", "position", "item_id"],
-        [
-            (page_id, i, item)
-            for page_id, plan in zip(page_ids, plans, strict=True)
-            for i, item in enumerate(plan.item_ids)
-        ],
+        [(page_id, i, item) for page_id, plan in pages for i, item in enumerate(plan.item_ids)],
     )  # fmt: skip
-    _insert_rows(
+    _store_rows(
         Task,
         ["project_id", "kind", "status", "page_id", "reason", "priority", "judgments_required",
          "dedupe_key", "created_at"],
@@ -155,9 +157,33 @@ def _create_pages(*, project: Project, plans) -> None:
             (project.pk, TaskKind.GRADE_PAGE.value, TaskStatus.OPEN.value, page_id,
              plan.reason[:300], PAGE_PRIORITY, project.judgments_per_task,
              f"page:{plan.query_id}:{plan.key}", now)
-            for page_id, plan in zip(page_ids, plans, strict=True)
+            for page_id, plan in pages
         ],
     )  # fmt: skip
+
+
+def _reserve_ids(model, count: int) -> list[int]:
+    """`count` new primary keys of `model`, ascending, that no other row has or will be given.
+
+    PostgreSQL draws them from the table's sequence. On SQLite the transaction holds the write
+    lock from its start (transaction_mode IMMEDIATE), so the ids after the highest ever given
+    (AUTOINCREMENT's sqlite_sequence) stay free until it commits.
+    """
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                [table, count],
+            )
+            return sorted(row[0] for row in cursor.fetchall())
+        cursor.execute(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = %s), 0),"
+            f" coalesce((SELECT max(id) FROM {connection.ops.quote_name(table)}), 0))",
+            [table],
+        )
+        last = cursor.fetchone()[0]
+    return list(range(last + 1, last + 1 + count))
 
 
 def _max_query_params() -> int:
@@ -168,28 +194,30 @@ def _max_query_params() -> int:
     return connection.features.max_query_params or 65535
 
 
-def _insert_rows(model, columns: list[str], rows: list[tuple], *, returning_ids: bool = False):
-    """INSERT rows in as few statements as the database's parameter limit allows.
+def _store_rows(model, columns: list[str], rows: list[tuple]) -> None:
+    """Insert `rows` in their order: COPY on PostgreSQL, multi-row INSERTs on SQLite.
 
-    With `returning_ids`, the new primary keys in the order of `rows`: one statement's ids are
-    drawn in row order, so the returned ids sorted ascending line up with its rows.
+    Through the driver itself: under DEBUG, Django's cursor logs each statement with every one of
+    its parameters quoted back into the SQL, which takes longer than SQLite's insert; and psycopg,
+    given a statement of thousands of placeholders, spends longer still parsing them (hence COPY).
     """
-    per_statement = max(1, min(5000, _max_query_params() // len(columns)))
     table = connection.ops.quote_name(model._meta.db_table)
     names = ", ".join(connection.ops.quote_name(c) for c in columns)
-    row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    ids: list[int] = []
-    with connection.cursor() as cursor:
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        # sqlite3's own connection and ? placeholders: Django's SQLite cursor would rewrite each
+        # statement's %s into ? first.
+        sqlite = connection.connection
+        per_statement = max(1, min(5000, _max_query_params() // len(columns)))
+        row_sql = "(" + ", ".join(["?"] * len(columns)) + ")"
         for start in range(0, len(rows), per_statement):
             chunk = rows[start : start + per_statement]
             sql = f"INSERT INTO {table} ({names}) VALUES {', '.join([row_sql] * len(chunk))}"
-            params = [value for row in chunk for value in row]
-            if returning_ids:
-                cursor.execute(f"{sql} RETURNING {connection.ops.quote_name('id')}", params)
-                ids.extend(sorted(row[0] for row in cursor.fetchall()))
-            else:
-                cursor.execute(sql, params)
-    return ids
+            sqlite.execute(sql, [value for row in chunk for value in row])
 
 
 def ungraded_training_items(*, project: Project):

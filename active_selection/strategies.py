@@ -10,6 +10,7 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import zip_longest
 
 PAGE_PRIORITY = 100  # candidate pages go first: their grades are the anchors of every search
 # Calibration comparisons next: until each modality's offset is known, its grades (and so every
@@ -139,10 +140,14 @@ class PagePlan:
 
 def interleave(lists: Sequence[Sequence[int]]) -> list[int]:
     """Round-robin by upstream rank: rank 1 of each modality, then rank 2, and so on."""
-    merged = []
-    for position in range(max((len(items) for items in lists), default=0)):
-        merged.extend(items[position] for items in lists if position < len(items))
-    return merged
+    if len(lists) == 1:
+        return list(lists[0])
+    return [
+        item for rank in zip_longest(*lists, fillvalue=_GAP) for item in rank if item is not _GAP
+    ]
+
+
+_GAP = object()  # where a shorter list has run out
 
 
 def top_band_page(query: QueryItems, *, top_band: int, page_size: int) -> list[int]:

@@ -188,7 +188,8 @@ def annotator_progress(
     total, today, spend_units = _JUDGMENT_TOTALS.first(
         project=project.pk, user=annotator.pk, day=now.astimezone(UTC).date()
     ) or (0, 0, 0)
-    (claimable,) = _CLAIMABLE_COUNT.first(user=annotator.pk, project=project.pk, now=now)
+    who = {"user": annotator.pk, "project": project.pk, "now": now}
+    claimable = _OPEN_COUNT.first(**who)[0] + _EXPIRED_COUNT.first(**who)[0]
     if held is None:
         held = len(_HELD.rows(user=annotator.pk, project=project.pk, now=now))
     remaining = min(claimable + held, REMAINING_COUNT_CAP)
@@ -377,14 +378,17 @@ _OPEN_HEAD, _EXPIRED_HEAD = (
     )
     for queue in (1, 2)
 )
-_CLAIMABLE_COUNT = Prepared(
-    lambda user, project, now: (
-        claimable_tasks(annotator=_user(user), project=Project(pk=project), now=now)
-        .order_by()
-        .values_list("id")[:REMAINING_COUNT_CAP]
-    ),
-    wrap="SELECT COUNT(*) FROM ({}) AS bounded",
-    **_QUEUE,
+# Counted along the claim's own queues, in their index order, so that the LIMIT stops the walk
+# early: unordered, PostgreSQL walked the primary key past every task already done.
+_OPEN_COUNT, _EXPIRED_COUNT = (
+    Prepared(
+        lambda user, project, now, queue=queue: _candidate_queues(
+            annotator=_user(user), project=Project(pk=project), now=now
+        )[queue].values_list("id")[:REMAINING_COUNT_CAP],
+        wrap="SELECT COUNT(*) FROM ({}) AS bounded",
+        **_QUEUE,
+    )
+    for queue in (1, 2)
 )
 _RENEW = Prepared(
     lambda task, user, expires: update_of(

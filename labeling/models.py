@@ -623,3 +623,29 @@ class Adjudication(models.Model):
 
     def __str__(self) -> str:
         return f"Adjudication of item {self.item_id}: {self.grade}"
+
+
+class ProjectTally(models.Model):
+    """A project's running figures, kept by database triggers (migration 0015) on every write to
+    tasks, judgments, grades, adjudications, slots, items and queries, so that the dashboard reads
+    one row instead of aggregating over the whole project. Never written from Python;
+    `labeling.tally.counted_figures` recounts the same figures directly (tests compare them)."""
+
+    project = models.OneToOneField(
+        Project, on_delete=models.CASCADE, primary_key=True, related_name="tally"
+    )
+    # Judgment costs summed, in 10^-4 units (labeling.money.SCALE): integers sum exactly.
+    spent_units = models.BigIntegerField(default=0)
+    # What open and leased tasks still need: comparisons, and grades (one per item of the page)
+    # times the judgments each task still misses.
+    compare_units = models.BigIntegerField(default=0)
+    grade_units = models.BigIntegerField(default=0)
+    pending_tasks = models.BigIntegerField(default=0)
+    items = models.BigIntegerField(default=0)
+    train_items = models.BigIntegerField(default=0)
+    # Distinct training items with a current grade (not superseded by a revision) or an
+    # adjudication: selectors.human_graded_item_count(split=train).
+    graded_train_items = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"Tally of project {self.project_id}"

@@ -9,8 +9,9 @@ from django.db.models import CharField, Count, IntegerField, OuterRef, Q, QueryS
 from django.db.models.functions import Coalesce
 
 from .errors import NotFound, PermissionDenied
-from .models import Item, Membership, Project, Query
+from .models import Membership, Project, ProjectTally, Query, Split
 from .prepared import ID, TEXT, PreparedInstances
+from .tally import counted_graded_items, money, tallied_figures
 
 
 def count_per_project(queryset) -> Coalesce:
@@ -35,9 +36,10 @@ def projects_for(*, user) -> QuerySet[Project]:
         if user.is_superuser
         else Project.objects.filter(memberships__user=user)
     )
+    items = ProjectTally.objects.filter(project_id=OuterRef("pk")).values("items")
     return projects.annotate(
         query_count=count_per_project(Query.objects.all()),
-        item_count=count_per_project(Item.objects.all()),
+        item_count=Coalesce(Subquery(items, output_field=IntegerField()), 0),
     ).order_by("name")
 
 
@@ -101,40 +103,22 @@ def project_counts(*, project: Project) -> dict[str, int]:
     counts = project.queries.aggregate(
         queries=Count("pk"), gold_queries=Count("pk", filter=Q(split="gold"))
     )
-    return {**counts, "items": Item.objects.filter(project=project).count()}
+    return {**counts, "items": tallied_figures(project=project)["items"]}
 
 
 def budget_status(*, project: Project) -> dict[str, Decimal]:
     """Spent (judgments), reserved (open and leased work not yet judged) and what is left.
 
-    Two aggregate statements: the sum of judgment costs, and the units still missing on pending
-    tasks (a comparison each, or a grade per slot of the page), summed by the database.
+    One read of the project's tally (labeling.tally), which database triggers keep up to date: the
+    sum of judgment costs, and the units still missing on pending tasks (a comparison each, or a
+    grade per slot of the page, times the judgments each still needs).
     """
-    from django.db.models import F, Sum
-    from django.db.models.functions import Greatest
-
-    from .models import Judgment, PageSlot, Task, TaskKind, TaskStatus
-    from .money import exact_sum
-
-    def count_of(queryset, key: str):
-        counted = queryset.order_by().values(key).annotate(c=Count("*")).values("c")
-        return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
-
-    spent = Judgment.objects.filter(project=project).aggregate(s=exact_sum("cost"))["s"]
-    pending = Task.objects.filter(project=project, status__in=[TaskStatus.OPEN, TaskStatus.LEASED])
-    missing = Greatest(
-        F("judgments_required")
-        - count_of(Judgment.objects.filter(task_id=OuterRef("pk")), "task_id"),
-        0,
+    figures = tallied_figures(project=project)
+    spent = money(figures["spent_units"])
+    reserved = (
+        project.compare_cost * figures["compare_units"]
+        + project.grade_cost * figures["grade_units"]
     )
-    compare_units = pending.filter(kind=TaskKind.COMPARE).aggregate(n=Coalesce(Sum(missing), 0))[
-        "n"
-    ]
-    slots = count_of(PageSlot.objects.filter(page_id=OuterRef("page_id")), "page_id")
-    grade_units = pending.exclude(kind=TaskKind.COMPARE).aggregate(
-        n=Coalesce(Sum(missing * slots), 0)
-    )["n"]
-    reserved = project.compare_cost * compare_units + project.grade_cost * grade_units
     return {
         "budget": project.budget,
         "spent": spent,
@@ -165,17 +149,9 @@ def human_grades(*, query_ids) -> dict[int, int]:
 
 
 def human_graded_item_count(*, project: Project, split: str) -> int:
-    """len(human_grades(...)) over the project's queries of `split`, counted by the database:
-    the distinct items with a current grade or an adjudication. Reads the project's grade rows
-    (a few per judgment), never its items, so it stays fast however many items were imported."""
-    from .models import Adjudication, ItemGrade
-
-    graded = ItemGrade.objects.filter(
-        judgment__project=project,
-        judgment__superseded_by__isnull=True,
-        item__query__split=split,
-    ).values("item_id")
-    decided = Adjudication.objects.filter(item__project=project, item__query__split=split).values(
-        "item_id"
-    )
-    return graded.union(decided).count()
+    """len(human_grades(...)) over the project's queries of `split`: the distinct items with a
+    current grade or an adjudication. The training split's count is kept in the project's tally
+    (one row read, however many items and grades); other splits are counted over their grades."""
+    if split == Split.TRAIN:
+        return tallied_figures(project=project)["graded_train_items"]
+    return counted_graded_items(project=project, split=split)

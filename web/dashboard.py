@@ -34,13 +34,13 @@ from labeling.models import (
     Membership,
     Project,
     Role,
-    Split,
     Task,
     TaskKind,
     TaskStatus,
 )
 from labeling.money import exact_sum
 from labeling.selectors import budget_status
+from labeling.tally import tallied_figures
 from ranking.models import RerankerVersion
 from ranking.services import active_version, supervision_count
 
@@ -114,10 +114,8 @@ def savings(*, project: Project, spent: Decimal) -> dict[str, Any]:
     to compare yet, whatever was spent), "no_simulation", "not_reached" (full annotation did not
     reach this quality in the simulation) or "estimated" (with the interval over its seeds).
     """
-    # All items less those of the other splits' (few) queries: the project's item index alone,
-    # rather than a join of every item with its query.
-    held_out = Item.objects.filter(query__project=project).exclude(query__split=Split.TRAIN)
-    train_items = Item.objects.filter(project=project).count() - held_out.count()
+    # Kept in the project's tally by database triggers: no count over a million items.
+    train_items = tallied_figures(project=project)["train_items"]
     full_cost = project.grade_cost * train_items
     result: dict[str, Any] = {
         "train_items": train_items,
@@ -378,7 +376,7 @@ def open_tasks(*, project: Project, limit: int = OPEN_TASKS_SHOWN) -> dict[str, 
                 "excluded": sorted(u.username for u in task.excluded_annotators.all()),
             }
         )
-    total = pending.filter(status__in=[TaskStatus.OPEN, TaskStatus.LEASED]).count()
+    total = tallied_figures(project=project)["pending_tasks"]
     return {"total": total, "shown": rows}
 
 

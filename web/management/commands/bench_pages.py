@@ -128,12 +128,75 @@ class Command(BaseCommand):
         parser.add_argument("--judged", type=int, default=2000, help="tasks judged beforehand")
         parser.add_argument("--repeat", type=int, default=3)
         parser.add_argument("--json", dest="json_path", type=Path)
+        parser.add_argument(
+            "--project",
+            help="time the pages of this project, made by an earlier run, instead of building one",
+        )
+        parser.add_argument(
+            "--only", help="comma-separated page names to time (default: every page)"
+        )
 
     def handle(self, *args, items, items_per_query, page_size, judged, repeat, json_path, **opts):
+        if repeat < 1:
+            raise CommandError("--repeat 1 or more.")
+        if opts["project"]:
+            project = Project.objects.filter(slug=opts["project"]).first()
+            if project is None:
+                raise CommandError(f"No project '{opts['project']}'.")
+            figures = {"database": connection.vendor, "items": project.items.count()}
+            users = {
+                role: get_user_model().objects.get(username=f"{project.slug}-{role}")
+                for role in ("lead", "annotator", "scientist")
+            }
+        else:
+            project, figures, users = self.build(
+                items=items, items_per_query=items_per_query, page_size=page_size, judged=judged
+            )
+        refresh_planner_statistics()
+        only = {name.strip() for name in opts["only"].split(",")} if opts["only"] else None
+        clients = {}
+        for role, user in users.items():
+            clients[role] = Client()
+            clients[role].force_login(user)
+        timings = {}
+        with override_settings(ALLOWED_HOSTS=["testserver"]):
+            for name, method, path, who in pages_to_time(project.slug):
+                if only is not None and name not in only:
+                    continue
+                call = getattr(clients[who], method)
+                call(path)  # warm-up: caches, the first lease
+                runs, cpu, statements, status = [], [], 0, None
+                for _ in range(repeat):
+                    with CaptureQueriesContext(connection) as queries:
+                        started, started_cpu = time.perf_counter(), time.process_time()
+                        response = call(path)
+                        runs.append((time.perf_counter() - started) * 1000)
+                        cpu.append((time.process_time() - started_cpu) * 1000)
+                    statements, status = len(queries), response.status_code
+                timings[name] = {
+                    "path": path,
+                    "status": status,
+                    "ms_median": round(statistics.median(runs), 1),
+                    "ms_max": round(max(runs), 1),
+                    "cpu_ms_median": round(statistics.median(cpu), 1),
+                    "sql_statements": statements,
+                }
+        figures["pages"] = timings
+        figures["slowest_page_ms"] = max(t["ms_median"] for t in timings.values())
+        figures["project"] = project.slug
+        text = json.dumps(figures, indent=2)
+        self.stdout.write(text)
+        if json_path:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(text)
+
+    def build(self, *, items, items_per_query, page_size, judged):
+        """A new project of `items` items, planned, with `judged` tasks judged: (project, figures,
+        users by role)."""
         if not 1 <= items <= MAX_ITEMS or not 1 <= items_per_query <= items:
             raise CommandError(f"--items 1..{MAX_ITEMS}, --items-per-query 1..items.")
-        if not 2 <= page_size <= 100 or repeat < 1 or judged < 0:
-            raise CommandError("--page-size 2..100, --repeat 1 or more, --judged 0 or more.")
+        if not 2 <= page_size <= 100 or judged < 0:
+            raise CommandError("--page-size 2..100, --judged 0 or more.")
         stamp = int(time.time())
         project = Project.objects.create(
             slug=f"bench-pages-{stamp}", name=f"Pages benchmark {stamp}", strategy="full",
@@ -159,35 +222,4 @@ class Command(BaseCommand):
             [Membership(project=project, user=u, role=Role.ANNOTATOR) for u in others]
         )
         figures["judgments"] = judge_tasks(project=project, annotators=others, count=judged)
-        refresh_planner_statistics()
-        clients = {}
-        for role, user in users.items():
-            clients[role] = Client()
-            clients[role].force_login(user)
-        timings = {}
-        with override_settings(ALLOWED_HOSTS=["testserver"]):
-            for name, method, path, who in pages_to_time(project.slug):
-                call = getattr(clients[who], method)
-                call(path)  # warm-up: caches, the first lease
-                runs, statements, status = [], 0, None
-                for _ in range(repeat):
-                    with CaptureQueriesContext(connection) as queries:
-                        started = time.perf_counter()
-                        response = call(path)
-                        runs.append((time.perf_counter() - started) * 1000)
-                    statements, status = len(queries), response.status_code
-                timings[name] = {
-                    "path": path,
-                    "status": status,
-                    "ms_median": round(statistics.median(runs), 1),
-                    "ms_max": round(max(runs), 1),
-                    "sql_statements": statements,
-                }
-        figures["pages"] = timings
-        figures["slowest_page_ms"] = max(t["ms_median"] for t in timings.values())
-        figures["project"] = project.slug
-        text = json.dumps(figures, indent=2)
-        self.stdout.write(text)
-        if json_path:
-            json_path.parent.mkdir(parents=True, exist_ok=True)
-            json_path.write_text(text)
+        return project, figures, users

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.db import transaction
 from django.db.models import Count, F, IntegerField, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce, Greatest
 
@@ -89,3 +90,19 @@ def counted_figures(*, project: Project) -> dict[str, int]:
         "train_items": items.filter(query__split=Split.TRAIN).count(),
         "graded_train_items": counted_graded_items(project=project, split=Split.TRAIN),
     }
+
+
+def recount_tally(*, project: Project) -> dict[str, int]:
+    """Rewrite the project's tally from `counted_figures` and return the figures it had.
+
+    For a tally that drifted (a write with the triggers dropped, or two PostgreSQL transactions
+    that each gave an item its first grade at once). Locks the tally row first, so writers that
+    already moved it have committed before the count, and later ones add to the recount.
+    """
+    with transaction.atomic():
+        tally = ProjectTally.objects.select_for_update().filter(project_id=project.pk).first()
+        before = {name: getattr(tally, name) for name in FIGURES} if tally else {}
+        ProjectTally.objects.update_or_create(
+            project_id=project.pk, defaults=counted_figures(project=project)
+        )
+    return before

@@ -13,6 +13,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
@@ -219,3 +220,19 @@ def test_the_migration_counts_the_projects_that_exist_already(make_user):
         cursor.execute(migration.backfill(connection.vendor))
 
     assert tallied_figures(project=project) == expected
+
+
+def test_recount_repairs_a_tally_that_drifted(make_user):
+    project = Project.objects.create(slug="drift", name="Drift", strategy="full", page_size=3)
+    import_items(project, queries=2, per_modality=2)
+    create_page_tasks(project=project)
+    expected = counted_figures(project=project)
+    ProjectTally.objects.filter(project=project).update(items=7, grade_units=-1)
+
+    out = io.StringIO()
+    call_command("recount_tallies", "drift", stdout=out)
+
+    assert tallied_figures(project=project) == expected
+    assert "recounted" in out.getvalue() and "'items': (7, " in out.getvalue()
+    call_command("recount_tallies", stdout=out)
+    assert out.getvalue().endswith("drift: right\n")

@@ -189,6 +189,13 @@ class Command(BaseCommand):
         if json_path:
             json_path.parent.mkdir(parents=True, exist_ok=True)
             json_path.write_text(text)
+        failed = {name: t["status"] for name, t in timings.items() if t["status"] != 200}
+        if failed:
+            # A redirect (say, to https when DEBUG is off) is timed in microseconds: no figure.
+            raise CommandError(
+                f"These pages did not answer 200, so their times mean nothing: {failed} "
+                "(with DEBUG=0 set SECURE_SSL_REDIRECT=0 and ALLOWED_HOSTS)."
+            )
 
     def build(self, *, items, items_per_query, page_size, judged):
         """A new project of `items` items, planned, with `judged` tasks judged: (project, figures,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import random
 import statistics
 import threading
@@ -55,8 +56,10 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 # An annotator who walks away mid-task leaves their lease to expire; the next person takes the
-# seat with their own account, so the run keeps its number of annotators to the end.
-ACCOUNTS_PER_SEAT = 8
+# seat with their own account, so the run keeps its number of annotators to the end. One in a
+# hundred tasks is walked away from: a seat judging 100 tasks a second needs one account a second.
+def accounts_per_seat(seconds: float) -> int:
+    return 8 + math.ceil(seconds)
 
 
 class Annotator(threading.Thread):
@@ -196,7 +199,7 @@ class Command(BaseCommand):
         else:
             project = self.make_one_item_tasks(tasks)
         self.stdout.write(f"Project {project.slug}")
-        tokens, users = self.make_annotators(project, annotators * ACCOUNTS_PER_SEAT)
+        tokens, users = self.make_annotators(project, annotators * accounts_per_seat(seconds))
         results = {
             "next_ms": [],
             "submit_ms": [],
@@ -277,7 +280,8 @@ class Command(BaseCommand):
         Membership.objects.bulk_create(
             [Membership(project=project, user=u, role=Role.ANNOTATOR) for u in users]
         )
-        return [Token.objects.create(user=u).key for u in users], users
+        tokens = Token.objects.bulk_create([Token(user=u, key=Token.generate_key()) for u in users])
+        return [token.key for token in tokens], users
 
     def verify(self, project: Project, users: list, results: dict, elapsed: float) -> dict:
         """This run's annotators' judgments against what they were told; the project's spend

@@ -42,7 +42,7 @@ def run_benchmark(
     Every epoch runs (no validation, so no early stop). Returns epoch_seconds (mean),
     pages_per_second (inference: score_pages as the product calls it scoring every page once,
     median of `repeats`; pages_per_second_best the fastest), `inference` (every path timed in
-    the same rounds: the product's, batches of 64, one thread with intra-op threads, and the
+    the same rounds: the product's, batches of 16 and 64, one thread with intra-op threads, and the
     padded forward in batches of 64 and 256 that scored pages before), the product path's
     speed-up over the padded ones, train_pages_per_second, peak_rss_mb, and the settings.
     """
@@ -125,6 +125,7 @@ def _time_inference(
     them in turn, so that a burst of other work on a shared machine hits every path alike."""
     paths: dict[str, Callable[[], object]] = {
         PRODUCT_PATH: lambda: score_pages(model, pages),
+        "packed_batch16": lambda: score_pages(model, pages, batch_size=16),
         "packed_batch64": lambda: score_pages(model, pages, batch_size=64),
         # One thread scoring, torch splitting each op over its intra-op threads instead.
         f"packed_batch{SCORE_BATCH_SIZE}_intraop": lambda: score_pages(model, pages, workers=1),

@@ -21,9 +21,10 @@ from .model import RerankerConfig, WholePageReranker
 
 __all__ = ["EpochReport", "TrainPage", "TrainResult", "score_pages", "train"]
 
-# Pages per inference batch: of 8, 16, 32 and 64, 16 and 32 were the fastest on the 2-core machine
-# (within noise); a batch of 16 pages of 40 items holds 4 MB of features, which stays in cache.
-SCORE_BATCH_SIZE = 16
+# Pages per inference batch: 16, 32 and 64 are within noise of each other on the 2-core machine
+# (bench_reranker, load average 1.2-5); 32 took the least CPU in an interleaved run at load 1.2-1.7
+# (2,761 pages/s median vs 2,511 and 2,627). 32 pages of 40 items are 8.5 MB of features.
+SCORE_BATCH_SIZE = 32
 
 
 @dataclass

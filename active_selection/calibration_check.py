@@ -70,7 +70,7 @@ def plan_calibration(*, project: Project, per_modality: int = PER_MODALITY) -> i
     reference = reference_modality(project)
     items = gold_items(project)
     with transaction.atomic():
-        Project.objects.select_for_update().filter(pk=project.pk).first()
+        Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
         left = budget_status(project=project)["left"]
         created = 0
         for modality in project.modalities:

@@ -152,7 +152,7 @@ def queue_project_simulation(
     Locks the project row, so two leads pressing Run at once queue one simulation; the database's
     one-open-report-per-project constraint holds even without the lock.
     """
-    Project.objects.select_for_update().filter(pk=project.pk).first()
+    Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
     _expire_stale(project)
     if SimulationReport.objects.filter(project=project, status__in=SimulationReport.OPEN).exists():
         raise Conflict(

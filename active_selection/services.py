@@ -104,7 +104,7 @@ def create_page_tasks(*, project: Project, seed: int = 0) -> int:
     """
     with transaction.atomic():
         # One planner at a time per project: the budget check and the inserts must not interleave.
-        Project.objects.select_for_update().filter(pk=project.pk).first()
+        Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
         left = budget_status(project=project)["left"]
         allowance = page_allowance(project=project)
         if allowance is not None:
@@ -239,7 +239,7 @@ def plan_rest_pages(*, project: Project) -> int:
     the first page of every query before the second of any, so a budget that runs out spreads
     over the queries. Returns the pages created; planning twice creates nothing twice."""
     with transaction.atomic():
-        Project.objects.select_for_update().filter(pk=project.pk).first()
+        Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
         per_page_item = project.grade_cost * project.judgments_per_task
         left = budget_status(project=project)["left"]
         by_query: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
@@ -383,7 +383,7 @@ def create_calibration_task(*, project: Project) -> Task | None:
     if not share or project.compare_cost <= 0:
         return None
     with transaction.atomic():
-        Project.objects.select_for_update().filter(pk=project.pk).first()
+        Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
         asked = Task.objects.filter(project=project, dedupe_key__startswith=CALIBRATION_KEY)
         if asked.filter(status__in=[TaskStatus.OPEN, TaskStatus.LEASED]).exists():
             return None
@@ -497,8 +497,12 @@ def advance_search(*, search_id: int) -> Task | None:
     Takes a row lock on the search, so two workers advancing it at once create one task.
     """
     with transaction.atomic():
+        # of=("self",): the search row only; locking the joined project row FOR UPDATE too
+        # would hold up every insert that references the project (their foreign-key checks).
         search = (
-            AnchorSearch.objects.select_for_update().select_related("project").get(pk=search_id)
+            AnchorSearch.objects.select_for_update(of=("self",))
+            .select_related("project")
+            .get(pk=search_id)
         )
         if search.status == AnchorSearch.Status.DONE:
             return None

@@ -199,7 +199,7 @@ def save_guideline(
     if problems:
         raise PagewiseError("The guidelines were not saved; see the fields.", fields=problems)
     with transaction.atomic():
-        Project.objects.select_for_update().filter(pk=project.pk).first()
+        Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
         current = current_guideline(project=project)
         if current and current.instructions == instructions and current.grades == cleaned:
             return current, False

@@ -72,7 +72,7 @@ def update_project_settings(*, project: Project, changes: dict[str, Any]) -> Pro
 
     Locks the project row so two leads saving at once cannot interleave their checks.
     """
-    locked = Project.objects.select_for_update().get(pk=project.pk)
+    locked = Project.objects.select_for_update(no_key=True).get(pk=project.pk)
     merged = {name: changes.get(name, getattr(locked, name)) for name in SETTINGS_FIELDS}
     problems: dict[str, list[str]] = {}
     names = merged["grade_names"]

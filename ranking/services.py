@@ -523,7 +523,7 @@ def _claim_training(project: Project, celery_task_id: str) -> RerankerVersion | 
     Holds a row lock on the project, so two workers never train the same project at once.
     """
     with transaction.atomic():
-        Project.objects.select_for_update().get(pk=project.pk)
+        Project.objects.select_for_update(no_key=True).get(pk=project.pk)
         running = RerankerVersion.objects.filter(
             project=project, status=RerankerVersion.Status.TRAINING
         ).first()
@@ -663,7 +663,7 @@ def json_safe(value):
 def _finish_version(version: RerankerVersion) -> None:
     """Activate atomically if not worse on gold than the active version; otherwise reject."""
     with transaction.atomic():
-        Project.objects.select_for_update().get(pk=version.project_id)
+        Project.objects.select_for_update(no_key=True).get(pk=version.project_id)
         active = RerankerVersion.objects.filter(
             project_id=version.project_id, status=RerankerVersion.Status.ACTIVE
         ).first()
@@ -725,7 +725,7 @@ def maybe_queue_retrain(*, project: Project) -> bool:
         # Its worker died (no heartbeat for minutes): take the work over now rather than wait
         # for the broker to redeliver the task (CELERY_VISIBILITY_TIMEOUT, an hour).
         with transaction.atomic():
-            Project.objects.select_for_update().get(pk=project.pk)
+            Project.objects.select_for_update(no_key=True).get(pk=project.pk)
             latest.refresh_from_db()
             if latest.status != RerankerVersion.Status.TRAINING or not training_stalled(latest):
                 return False

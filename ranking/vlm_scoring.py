@@ -338,7 +338,7 @@ def create_fine_tune_version(
     if epochs < 1 or rank < 1 or not lr > 0:
         raise ValueError("epochs and rank must be at least 1, the learning rate above 0")
     with transaction.atomic():
-        Project.objects.select_for_update().get(pk=project.pk)
+        Project.objects.select_for_update(no_key=True).get(pk=project.pk)
         running = VlmScorerVersion.objects.filter(
             project=project, status=VlmScorerVersion.Status.TRAINING
         ).first()
@@ -473,7 +473,7 @@ def _finish_fine_tune(version: VlmScorerVersion) -> None:
     project's `vlm_model` at it, rescore after the commit) when its gold NDCG@10 is not below
     the scorer it was tuned from; otherwise reject it and keep the project's scorer."""
     with transaction.atomic():
-        project = Project.objects.select_for_update().get(pk=version.project_id)
+        project = Project.objects.select_for_update(no_key=True).get(pk=version.project_id)
         is_better = (
             version.base_gold_ndcg10 is None
             or version.gold_ndcg10 is None

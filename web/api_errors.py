@@ -21,11 +21,20 @@ def error_response(message: str, fields=None, *, status_code: int = 400) -> Resp
 # Retry-After, never a 500: the client (the judging page, loadtest) asks again.
 RETRY_AFTER_SECONDS = 2
 BUSY_MESSAGE = "The database is busy right now; nothing was stored. Try again in a moment."
-_BUSY_MARKERS = ("database is locked", "database table is locked", "lock timeout")
+# PostgreSQL rolls back one side of a deadlock, or of a serialization conflict: the request can
+# simply be sent again (a submit is idempotent on its client_uuid).
+_BUSY_MARKERS = (
+    "database is locked",
+    "database table is locked",
+    "lock timeout",
+    "deadlock detected",
+    "could not serialize access",
+)
 
 
 def is_database_busy(exc: BaseException) -> bool:
-    """SQLite's busy timeout ran out (or PostgreSQL's lock_timeout): a retry will do."""
+    """SQLite's busy timeout ran out (or PostgreSQL's lock_timeout, or it broke a deadlock): a
+    retry will do."""
     return isinstance(exc, OperationalError) and any(m in str(exc).lower() for m in _BUSY_MARKERS)
 
 

@@ -242,3 +242,21 @@ def test_a_request_that_cannot_get_the_write_lock_is_a_503_with_retry_after(
     assert page.content.decode().startswith("The database is busy")  # not the debug page
     after = client.post(f"/api/projects/{project.slug}/tasks/next/")
     assert after.status_code == 200 and after.json()["task"] is not None
+
+
+@pytest.mark.parametrize(
+    ("message", "busy"),
+    [
+        ("database is locked", True),
+        ("deadlock detected\nDETAIL:  Process 922 waits for ShareLock on transaction 1", True),
+        ("could not serialize access due to concurrent update", True),
+        ("canceling statement due to lock timeout", True),
+        ("no such table: labeling_task", False),
+    ],
+)
+def test_what_a_retry_resolves_is_a_503_not_a_500(message, busy):
+    from django.db import OperationalError
+
+    from web.api_errors import is_database_busy
+
+    assert is_database_busy(OperationalError(message)) is busy

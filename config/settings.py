@@ -94,6 +94,13 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Parameters bound by the server, so that psycopg prepares a statement a connection runs
+    # often (its fifth time) and PostgreSQL plans it once: the annotator's calls are the same
+    # few dozen statements over and over, and planning the claim alone took 1.3 ms.
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env_bool(
+        "PAGEWISE_PG_SERVER_SIDE_BINDING", True
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web server and the worker share one file: WAL lets readers go on during a write, and
     # IMMEDIATE transactions take the write lock up front instead of failing half way.

@@ -7,11 +7,10 @@ an abandoned task returns to the pool by itself; no two annotators can hold the 
 
 from __future__ import annotations
 
-import functools
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 from functools import partial
 
@@ -263,33 +262,10 @@ def claim_statement(*, annotator, project: Project, now, expires) -> tuple[str, 
     rows another annotator's claim has locked this instant; the held task's waits for its lock (a
     submit of it may be committing).
 
-    The SQL is compiled once per process (`_claim_template`, with marker values where the
-    annotator, project and times go) and its parameters filled per call: compiling the three
-    queues' anti-joins took longer than running the statement.
+    Compiled once per process and filled per call (`_CLAIM`): compiling the three queues'
+    anti-joins took longer than running the statement.
     """
-    sql, markers = _claim_template()
-    values = {
-        _MARK_USER: annotator.pk,
-        _MARK_PROJECT: project.pk,
-        _MARK_NOW: now,
-        _MARK_EXPIRES: expires,
-    }
-    return sql, [values.get(param, param) for param in markers]
-
-
-# Values no real row or clock has, so that their places in the compiled parameters can be found.
-_MARK_USER, _MARK_PROJECT = -7_000_001, -7_000_002
-_MARK_NOW = datetime(1901, 1, 1, 0, 0, 1, tzinfo=UTC)
-_MARK_EXPIRES = datetime(1901, 1, 1, 0, 0, 2, tzinfo=UTC)
-
-
-@functools.cache
-def _claim_template() -> tuple[str, tuple]:
-    sql, params = compile_claim_statement(
-        annotator=get_user_model()(pk=_MARK_USER), project=Project(pk=_MARK_PROJECT),
-        now=_MARK_NOW, expires=_MARK_EXPIRES,
-    )  # fmt: skip
-    return sql, tuple(params)
+    return _CLAIM.sql(user=annotator.pk, project=project.pk, now=now, expires=expires)
 
 
 def compile_claim_statement(*, annotator, project: Project, now, expires) -> tuple[str, list]:
@@ -308,7 +284,12 @@ def compile_claim_statement(*, annotator, project: Project, now, expires) -> tup
         f"UPDATE {table} SET status = %s, assignee_id = %s, lease_expires_at = %s "
         f"WHERE id = (SELECT c.id FROM ({' UNION ALL '.join(branches)}) AS c "
         f"ORDER BY c.rank, c.priority DESC, c.id LIMIT 1) RETURNING id",
-        [TaskStatus.LEASED.value, annotator.pk, expires, *params],
+        [
+            TaskStatus.LEASED.value,
+            annotator.pk,
+            connection.ops.adapt_datetimefield_value(expires),
+            *params,
+        ],
     )
 
 
@@ -363,6 +344,12 @@ _LOCK_ANNOTATOR = Prepared(
     user=ID,
 )
 _QUEUE = {"user": ID, "project": ID, "now": MOMENT}
+_CLAIM = Prepared(
+    lambda user, project, now, expires: compile_claim_statement(
+        annotator=_user(user), project=Project(pk=project), now=now, expires=expires
+    ),
+    **_QUEUE, expires=MOMENT,
+)  # fmt: skip
 _HELD = Prepared(
     lambda user, project, now: held_tasks(
         annotator=_user(user), project=Project(pk=project), now=now

@@ -50,7 +50,8 @@ class _Slot:
 
 
 class Prepared:
-    """One statement, prepared from `build(**stand_ins)` (a QuerySet, or an `update_of` query).
+    """One statement, prepared from `build(**stand_ins)` (a QuerySet, an `update_of` query, or
+    (sql, params) assembled from compiled querysets).
 
     `kinds` names each argument's kind: ID (an integer or a model instance: its pk), MOMENT (an
     aware datetime), DAY (a date), UUID or TEXT. Every argument must reach the SQL unchanged or adapted the way
@@ -60,7 +61,11 @@ class Prepared:
     """
 
     def __init__(
-        self, build: Callable[..., QuerySet | UpdateQuery], *, wrap: str | None = None, **kinds: str
+        self,
+        build: Callable[..., QuerySet | UpdateQuery | tuple],
+        *,
+        wrap: str | None = None,
+        **kinds: str,
     ):
         self.build, self.kinds, self.wrap = build, kinds, wrap
         self._compiled: dict[str, _Compiled] = {}
@@ -110,8 +115,7 @@ class Prepared:
     def compile_now(self, using: str = "default", **values) -> tuple[str, list]:
         """The statement compiled from scratch with these values (what the prepared one must
         equal)."""
-        query = _query_of(self.build(**values))
-        sql, params = query.get_compiler(using=using).as_sql()
+        sql, params, _ = _compiled_sql(self.build(**values), using)
         return (self.wrap.replace("{}", sql) if self.wrap else sql), list(params)
 
     def _compile(self, using: str) -> _Compiled:
@@ -127,9 +131,7 @@ class Prepared:
         places (a constant that happens to equal a stand-in stays a constant)."""
         connection = connections[using]
         built = self.build(**self.stand_ins())
-        query = _query_of(built)
-        compiler = query.get_compiler(using=using)
-        sql, params = compiler.as_sql()
+        sql, params, compiler = _compiled_sql(built, using)
         other_sql, other_params = self.compile_now(using, **self.stand_ins(draw=1))
         if self.wrap:
             sql = self.wrap.replace("{}", sql)
@@ -151,6 +153,7 @@ class Prepared:
             columns = [s[0] for s in compiler.select[0 : compiler.col_count]]
             converters = compiler.get_converters(columns) or None
             fields = list(built._fields or ())
+            query = built.query
             order = [*query.extra_select, *query.values_select, *query.annotation_select]
             if fields and fields != order:
                 index_map = [order.index(f) for f in fields]
@@ -161,8 +164,15 @@ class Prepared:
         )  # fmt: skip
 
 
-def _query_of(built):
-    return built.query if isinstance(built, QuerySet) else built
+def _compiled_sql(built, using: str) -> tuple[str, list, object]:
+    """(sql, params, compiler) of what a builder made: a QuerySet, a query, or SQL it assembled
+    from querysets itself as (sql, params)."""
+    if isinstance(built, tuple):
+        return built[0], list(built[1]), None
+    query = built.query if isinstance(built, QuerySet) else built
+    compiler = query.get_compiler(using=using)
+    sql, params = compiler.as_sql()
+    return sql, params, compiler
 
 
 def _slot(param, names: dict) -> _Slot:

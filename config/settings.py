@@ -98,8 +98,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Parameters bound by the server, so that psycopg prepares a statement a connection runs
     # often (its fifth time) and PostgreSQL plans it once: the annotator's calls are the same
     # few dozen statements over and over, and planning the claim alone took 1.3 ms.
-    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env_bool(
-        "PAGEWISE_PG_SERVER_SIDE_BINDING", True
+    server_side = env_bool("PAGEWISE_PG_SERVER_SIDE_BINDING", True)
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        server_side_binding=server_side,
+        # Django turns psycopg's prepared statements off unless asked (for poolers such as
+        # PgBouncer in transaction mode; set PAGEWISE_PG_PREPARE_THRESHOLD=0 behind one).
+        prepare_threshold=(int(os.environ.get("PAGEWISE_PG_PREPARE_THRESHOLD", "5")) or None)
+        if server_side
+        else None,
     )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The web server and the worker share one file: WAL lets readers go on during a write, and

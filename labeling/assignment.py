@@ -547,7 +547,7 @@ def submit_judgment(
         return _store_judgment(
             task=task, annotator=annotator, client_uuid=client_uuid, grades=grades,
             outcome=outcome, duration_ms=duration_ms, guideline_version=guideline_version,
-        ), True  # fmt: skip
+        )  # fmt: skip
     except IntegrityError:
         # A duplicate key (a racing retry, a reused UUID) rolled the transaction back: answer
         # with what is stored, or say why nothing is.
@@ -557,26 +557,19 @@ def submit_judgment(
         if Judgment.objects.filter(task=task, annotator=annotator).exists():
             raise Conflict("You have already judged this task.") from None
         raise
-    except _AlreadyStored as replay:
-        return replay.judgment, False
-
-
-class _AlreadyStored(Exception):
-    """A retry of a submit whose judgment is stored (raised to leave the transaction)."""
-
-    def __init__(self, judgment: Judgment):
-        self.judgment = judgment
 
 
 def _store_judgment(
     *, task: Task, annotator, client_uuid, grades, outcome, duration_ms, guideline_version
-) -> Judgment:
+) -> tuple[Judgment, bool]:
     with transaction.atomic():
         locked = _LOCKED_TASK.first(task=task.pk)
         # A retry of this very submit may have committed before (or while we waited for the lock).
+        # Answered by committing the reads, not rolling them back: psycopg forgets every prepared
+        # statement of a connection that rolls back (the next calls are planned afresh).
         stored = _stored_judgment(client_uuid=client_uuid, task=locked, annotator=annotator)
         if stored is not None:
-            raise _AlreadyStored(stored)
+            return stored, False
         _check_lease(task=locked, annotator=annotator)
         project = task.project  # read with the task (task_for); its costs and scale are current
         duration_ms = _clean_duration(duration_ms)
@@ -627,7 +620,7 @@ def _store_judgment(
         transaction.on_commit(
             partial(announce, judgment_recorded, judgment_id=judgment.pk, project_id=project.pk)
         )
-    return judgment
+    return judgment, True
 
 
 def skip_task(*, task: Task, annotator) -> TaskSkip:

@@ -133,3 +133,42 @@ def test_a_comparison_shows_its_anchor_query_and_both_items(project, django_asse
         (task.anchor_id, None),
         (task.other_id, None),
     ]
+
+
+def server_prepared_statements() -> set[str]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return {row[0] for row in cursor.fetchall()}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_postgresql_plans_the_hot_statements_once_and_a_replayed_submit_keeps_them(
+    project, make_user
+):
+    """psycopg prepares a statement a connection runs often (settings: prepare_threshold), so
+    PostgreSQL plans it once; it forgets them all when a transaction rolls back, so a retried
+    submit is answered by committing its reads."""
+    annotator = make_user("ann", role=Role.ANNOTATOR, project=project)
+    task = make_page_task(project, items=2)
+    assignment.claim_next_task(annotator=annotator, project=project)
+    for _ in range(6):
+        assignment._TASK.first(task=task.pk)
+    task_sql = assignment._TASK.statement.sql(task=task.pk)[0].replace("%s", "$1")
+    assert task_sql in server_prepared_statements()
+
+    answer = {
+        "client_uuid": uuid.uuid4(),
+        "grades": {slot.item_id: 1 for slot in task.page.slots.all()},
+    }
+    first, created = assignment.submit_judgment(
+        task=assignment.task_for(user=annotator, task_id=task.pk), annotator=annotator, **answer
+    )
+    again, created_again = assignment.submit_judgment(
+        task=assignment.task_for(user=annotator, task_id=task.pk), annotator=annotator, **answer
+    )
+    assert (created, created_again, again.pk) == (True, False, first.pk)
+    assignment._TASK.first(task=task.pk)
+    assert task_sql in server_prepared_statements()

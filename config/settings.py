@@ -95,6 +95,8 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend with a health check that needs no round trip (config/postgresql/base.py).
+    DATABASES["default"]["ENGINE"] = "config.postgresql"
     # Parameters bound by the server, so that psycopg prepares a statement a connection runs
     # often (its fifth time) and PostgreSQL plans it once: the annotator's calls are the same
     # few dozen statements over and over, and planning the claim alone took 1.3 ms.

@@ -17,12 +17,12 @@ from functools import partial
 from django.contrib.auth import get_user_model
 from django.core import signing
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .errors import Conflict, NotFound, PagewiseError, PermissionDenied
-from .guidelines import guideline_for_judgment
+from .guidelines import GUIDELINE_NOW, guideline_for_judgment, with_current_guideline
 from .models import (
     AnnotatorDay,
     CandidatePage,
@@ -67,8 +67,9 @@ def task_for(*, user, task_id: int | str, roles: tuple[str, ...] = ANNOTATING_RO
         if 0 < pk <= _MAX_ID and user.is_authenticated
         else None
     )
-    if task is not None:  # the role was read with the task: role_of needs no query for it
-        task.project.viewer_role, task.project.viewer_role_of = task.viewer_role, user.pk
+    if task is not None:  # read with the task: the role and the current guideline
+        for name in ("viewer_role", "viewer_role_of", *GUIDELINE_NOW):
+            setattr(task.project, name, getattr(task, name))
     role = role_of(user=user, project=task.project) if task else None
     if role is None:
         raise NotFound(f"No task '{task_id}'.")
@@ -188,7 +189,7 @@ def annotator_progress(
         project=project.pk, user=annotator.pk, day=now.astimezone(UTC).date()
     ) or (0, 0, 0)
     who = {"user": annotator.pk, "project": project.pk, "now": now}
-    claimable = _OPEN_COUNT.first(**who)[0] + _EXPIRED_COUNT.first(**who)[0]
+    claimable = _CLAIMABLE_COUNT.first(**who)[0]
     if held is None:
         held = len(_HELD.rows(user=annotator.pk, project=project.pk, now=now))
     remaining = min(claimable + held, REMAINING_COUNT_CAP)
@@ -224,10 +225,11 @@ def claim_next_task(
         _lock_annotator(annotator)
         now = timezone.now()
         expires = now + timedelta(seconds=lease_seconds)
-        task_id = _take_next(annotator=annotator, project=project, now=now, expires=expires)
-    if task_id is None:
+        taken = _take_next(annotator=annotator, project=project, now=now, expires=expires)
+    if taken is None:
         return None
-    task = _TASK.first(task=task_id)
+    # PostgreSQL's claim returns the task's row; SQLite's compare-and-set names it, read now.
+    task = taken if isinstance(taken, Task) else _TASK.first(task=taken)
     task.project = project
     return task
 
@@ -258,7 +260,7 @@ def _candidate_queues(*, annotator, project: Project, now) -> tuple[QuerySet[Tas
 
 def claim_statement(*, annotator, project: Project, now, expires) -> tuple[str, list]:
     """PostgreSQL's one-statement claim: the annotator's held task if any (its lease renewed),
-    else the better head of the two queues. The queues' sub-selects lock their best row, skipping
+    else the better head of the two queues; it returns the task's row (TASK_COLUMNS). The queues' sub-selects lock their best row, skipping
     rows another annotator's claim has locked this instant; the held task's waits for its lock (a
     submit of it may be committing).
 
@@ -283,7 +285,8 @@ def compile_claim_statement(*, annotator, project: Project, now, expires) -> tup
     return (
         f"UPDATE {table} SET status = %s, assignee_id = %s, lease_expires_at = %s "
         f"WHERE id = (SELECT c.id FROM ({' UNION ALL '.join(branches)}) AS c "
-        f"ORDER BY c.rank, c.priority DESC, c.id LIMIT 1) RETURNING id",
+        f"ORDER BY c.rank, c.priority DESC, c.id LIMIT 1) "
+        f"RETURNING {', '.join(connection.ops.quote_name(f.column) for f in TASK_COLUMNS)}",
         [
             TaskStatus.LEASED.value,
             annotator.pk,
@@ -293,7 +296,11 @@ def compile_claim_statement(*, annotator, project: Project, now, expires) -> tup
     )
 
 
-def _take_next(*, annotator, project: Project, now, expires) -> int | None:
+TASK_COLUMNS = Task._meta.concrete_fields
+
+
+def _take_next(*, annotator, project: Project, now, expires) -> Task | int | None:
+    """The task leased (PostgreSQL: the row the claim returns; SQLite: its id), or None."""
     if connection.vendor == "postgresql":
         sql, params = claim_statement(
             annotator=annotator, project=project, now=now, expires=expires
@@ -301,7 +308,10 @@ def _take_next(*, annotator, project: Project, now, expires) -> int | None:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
-        return row[0] if row else None
+        # psycopg returns these columns' Python types as they are: no conversion to apply.
+        return (
+            Task.from_db(connection.alias, [f.attname for f in TASK_COLUMNS], row) if row else None
+        )
     # Elsewhere (SQLite): renew a held lease, else pick a candidate and compare-and-set; the
     # UPDATE only matches while the task is still free (or still ours), so of two racing
     # annotators exactly one changes the row.
@@ -328,14 +338,23 @@ def _user(pk: int):
 
 _TASK = PreparedInstances(lambda task: Task.objects.filter(pk=task), task=ID)
 _TASK_WITH_PROJECT = PreparedInstances(
-    lambda task, user: with_viewer_role(
-        Task.objects.filter(pk=task), user=_user(user), project_id="project_id"
+    lambda task, user: with_current_guideline(
+        with_viewer_role(Task.objects.filter(pk=task), user=_user(user), project_id="project_id"),
+        project_id="project_id",
     ),
-    related=("project",), extra=("viewer_role", "viewer_role_of"), task=ID, user=ID,
+    related=("project",), extra=("viewer_role", "viewer_role_of", *GUIDELINE_NOW), task=ID,
+    user=ID,
 )  # fmt: skip
 _LOCKED_TASK = PreparedInstances(
-    lambda task: Task.objects.select_for_update().filter(pk=task), task=ID
-)
+    # With the judgment stored under the submit's client_uuid, if any (as of the statement's
+    # start: one committed while the lock was awaited is looked up again, see _store_judgment).
+    lambda task, client_uuid: Task.objects.select_for_update(of=("self",))
+    .filter(pk=task)
+    .annotate(
+        uuid_judgment=Subquery(Judgment.objects.filter(client_uuid=client_uuid).values("pk")[:1])
+    ),
+    extra=("uuid_judgment",), task=ID, client_uuid=UUID,
+)  # fmt: skip
 _LOCK_ANNOTATOR = Prepared(
     # NO KEY: inserts that reference the user (judgments, leases) are not blocked by this lock.
     lambda user: (
@@ -365,17 +384,30 @@ _OPEN_HEAD, _EXPIRED_HEAD = (
     )
     for queue in (1, 2)
 )
-# Counted along the claim's own queues, in their index order, so that the LIMIT stops the walk
-# early: unordered, PostgreSQL walked the primary key past every task already done.
-_OPEN_COUNT, _EXPIRED_COUNT = (
-    Prepared(
-        lambda user, project, now, queue=queue: _candidate_queues(
-            annotator=_user(user), project=Project(pk=project), now=now
-        )[queue].values_list("id")[:REMAINING_COUNT_CAP],
-        wrap="SELECT COUNT(*) FROM ({}) AS bounded",
-        **_QUEUE,
-    )
-    for queue in (1, 2)
+
+
+def _claimable_count_statement(*, annotator, project: Project, now) -> tuple[str, list]:
+    """The claimable tasks of both queues, each counted up to REMAINING_COUNT_CAP, as one
+    statement. Counted along the claim's own queues, in their index order, so that the LIMIT
+    stops the walk early: unordered, PostgreSQL walked the primary key past every task done."""
+    _, open_tasks, expired = _candidate_queues(annotator=annotator, project=project, now=now)
+    counts, params = [], []
+    for queue in (open_tasks, expired):
+        sql, queue_params = (
+            queue.values_list("id")[:REMAINING_COUNT_CAP]
+            .query.get_compiler(connection=connection)
+            .as_sql()
+        )
+        counts.append(f"(SELECT COUNT(*) FROM ({sql}) AS bounded)")
+        params.extend(queue_params)
+    return f"SELECT {' + '.join(counts)}", params
+
+
+_CLAIMABLE_COUNT = Prepared(
+    lambda user, project, now: _claimable_count_statement(
+        annotator=_user(user), project=Project(pk=project), now=now
+    ),
+    **_QUEUE,
 )
 _RENEW = Prepared(
     lambda task, user, expires: update_of(
@@ -563,13 +595,15 @@ def _store_judgment(
     *, task: Task, annotator, client_uuid, grades, outcome, duration_ms, guideline_version
 ) -> tuple[Judgment, bool]:
     with transaction.atomic():
-        locked = _LOCKED_TASK.first(task=task.pk)
-        # A retry of this very submit may have committed before (or while we waited for the lock).
-        # Answered by committing the reads, not rolling them back: psycopg forgets every prepared
-        # statement of a connection that rolls back (the next calls are planned afresh).
-        stored = _stored_judgment(client_uuid=client_uuid, task=locked, annotator=annotator)
-        if stored is not None:
-            return stored, False
+        locked = _LOCKED_TASK.first(task=task.pk, client_uuid=client_uuid)
+        # A retry of this very submit may have committed before, or while we waited for the lock:
+        # then the task is no longer leased to us, and only a new statement sees the judgment.
+        if locked.uuid_judgment is not None or not _leased_to(locked, annotator):
+            stored = _stored_judgment(client_uuid=client_uuid, task=locked, annotator=annotator)
+            if stored is not None:
+                # Answered by committing the reads, not rolling them back: psycopg forgets every
+                # prepared statement of a connection that rolls back.
+                return stored, False
         _check_lease(task=locked, annotator=annotator)
         project = task.project  # read with the task (task_for); its costs and scale are current
         duration_ms = _clean_duration(duration_ms)
@@ -757,11 +791,15 @@ def _stored_judgment(*, client_uuid: uuid.UUID, task: Task, annotator) -> Judgme
     return stored
 
 
+def _leased_to(task: Task, annotator) -> bool:
+    # An expired lease still counts while nobody else has taken the task: the row still names us.
+    return task.status == TaskStatus.LEASED and task.assignee_id == annotator.pk
+
+
 def _check_lease(*, task: Task, annotator) -> None:
     if task.status in (TaskStatus.DONE, TaskStatus.CANCELLED):
         raise Conflict(f"This task is {task.get_status_display().lower()}; ask for the next one.")
-    # An expired lease still counts while nobody else has taken the task: the row still names us.
-    if task.status == TaskStatus.LEASED and task.assignee_id == annotator.pk:
+    if _leased_to(task, annotator):
         return
     if task.status == TaskStatus.LEASED:
         raise Conflict(

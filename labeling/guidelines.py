@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import nh3
 from django.db import transaction
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils.text import Truncator
 from markdown_it import MarkdownIt
 
@@ -69,9 +70,34 @@ _VERSION = Prepared(
 )
 
 
+def with_current_guideline(queryset: QuerySet, *, project_id: str = "pk") -> QuerySet:
+    """Annotate each row with its project's current guideline, id and version (`guideline_now_id`,
+    `guideline_now_version`; None when none is written), so that the annotator's calls read it
+    with the project instead of asking again."""
+    current = Guideline.objects.filter(project_id=OuterRef(project_id)).order_by("-version")
+    return queryset.annotate(
+        guideline_now_id=Subquery(current.values("pk")[:1]),
+        guideline_now_version=Subquery(current.values("version")[:1]),
+    )
+
+
+GUIDELINE_NOW = ("guideline_now_id", "guideline_now_version")
+
+
+def _current(project: Project) -> tuple[int, int] | None:
+    """(id, version) of the current guideline: as read with the project, else read now."""
+    if hasattr(project, "guideline_now_id"):
+        return (
+            (project.guideline_now_id, project.guideline_now_version)
+            if (project.guideline_now_id is not None)
+            else None
+        )
+    return _CURRENT_VERSION.first(project=project.pk)
+
+
 def current_guideline_version(*, project: Project) -> int | None:
     """The number of the project's current guideline version (None: none written)."""
-    row = _CURRENT_VERSION.first(project=project.pk)
+    row = _current(project)
     return row[1] if row else None
 
 
@@ -135,11 +161,10 @@ def guideline_for_judgment(*, project: Project, version: int | None) -> tuple[in
     """(id, version) of the guideline a judgment is given under: the version the client says it
     showed, else the current one. A version the project does not have is refused (a client must
     not invent one)."""
-    row = (
-        _CURRENT_VERSION.first(project=project.pk)
-        if version is None
-        else _VERSION.first(project=project.pk, version=version)
-    )
+    current = _current(project)
+    if version is None or (current and current[1] == version):
+        return current
+    row = _VERSION.first(project=project.pk, version=version)
     if row is None and version is not None:
         raise PagewiseError(
             f"This project has no guideline version {version}.",

@@ -10,6 +10,7 @@ afterwards. `test_prepared.py` holds every prepared statement to a fresh compile
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -148,6 +149,7 @@ class Prepared:
         missing = set(self.kinds) - {p.name for p in params if isinstance(p, _Slot)}
         if missing:
             raise ValueError(f"Prepared statement does not show its arguments {sorted(missing)}")
+        sql, params = inline_constants(sql, params)
         converters, index_map = None, None
         if not self.wrap and isinstance(built, QuerySet):
             columns = [s[0] for s in compiler.select[0 : compiler.col_count]]
@@ -173,6 +175,43 @@ def _compiled_sql(built, using: str) -> tuple[str, list, object]:
     compiler = query.get_compiler(using=using)
     sql, params = compiler.as_sql()
     return sql, params, compiler
+
+
+_PLACEHOLDER = re.compile(r"%%|%s")
+_PLAIN_TEXT = re.compile(r"[\w.:-]{0,64}", re.ASCII)
+
+
+def literal(param) -> str | None:
+    """A constant parameter as an SQL literal, when it is an integer or plain text (a status, a
+    kind); None for anything else, which stays a parameter."""
+    if isinstance(param, bool) or isinstance(param, _Slot):
+        return None
+    if isinstance(param, int):
+        return str(int(param))
+    if isinstance(param, str) and _PLAIN_TEXT.fullmatch(param):
+        return f"'{param}'"
+    return None
+
+
+def inline_constants(sql: str, params: tuple) -> tuple[str, tuple]:
+    """Write the statement's constants (ints, plain text) into its SQL, leaving the arguments as
+    parameters. PostgreSQL plans a prepared statement once for any values ("generic plan") and
+    keeps that plan only if it looks as cheap as one made for the values at hand: with a task's
+    status as a parameter it cannot tell 'leased' (rare) from 'open', so the count of claimable
+    tasks was planned afresh at every call (0.9 ms of 1.9)."""
+    kept, remaining = [], iter(params)
+
+    def put(match: re.Match) -> str:
+        if match.group() == "%%":
+            return "%%"
+        param = next(remaining)
+        written = literal(param)
+        if written is None:
+            kept.append(param)
+            return "%s"
+        return written
+
+    return _PLACEHOLDER.sub(put, sql), tuple(kept)
 
 
 def _slot(param, names: dict) -> _Slot:

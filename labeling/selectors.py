@@ -9,6 +9,7 @@ from django.db.models import CharField, Count, IntegerField, OuterRef, Q, QueryS
 from django.db.models.functions import Coalesce
 
 from .errors import NotFound, PermissionDenied
+from .guidelines import GUIDELINE_NOW, with_current_guideline
 from .models import Membership, Project, ProjectTally, Query, Split
 from .prepared import ID, TEXT, PreparedInstances
 from .tally import counted_graded_items, money, tallied_figures
@@ -77,10 +78,10 @@ def with_viewer_role(queryset: QuerySet, *, user, project_id: str = "pk") -> Que
 
 # Every API request of an annotator starts here: prepared once (labeling/prepared.py).
 _PROJECT_WITH_ROLE = PreparedInstances(
-    lambda slug, user: with_viewer_role(
-        Project.objects.filter(slug=slug), user=get_user_model()(pk=user)
+    lambda slug, user: with_current_guideline(
+        with_viewer_role(Project.objects.filter(slug=slug), user=get_user_model()(pk=user))
     )[:1],
-    extra=("viewer_role", "viewer_role_of"), slug=TEXT, user=ID,
+    extra=("viewer_role", "viewer_role_of", *GUIDELINE_NOW), slug=TEXT, user=ID,
 )  # fmt: skip
 
 

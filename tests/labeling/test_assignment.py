@@ -27,6 +27,7 @@ from labeling.models import (
 from labeling.signals import judgment_recorded
 
 from .task_factories import make_compare_task, make_page_task, page_item_ids
+from .test_prepared import rendered
 
 
 @pytest.fixture
@@ -575,4 +576,6 @@ def test_the_claim_statement_compiled_once_is_the_one_compiled_now(project, anno
     now = timezone.now()
     for user in (annotator, other):
         args = {"annotator": user, "project": project, "now": now, "expires": now + timedelta(1)}
-        assert assignment.claim_statement(**args) == assignment.compile_claim_statement(**args)
+        assert rendered(*assignment.claim_statement(**args)) == rendered(
+            *assignment.compile_claim_statement(**args)
+        )

@@ -625,15 +625,9 @@ class Adjudication(models.Model):
         return f"Adjudication of item {self.item_id}: {self.grade}"
 
 
-class ProjectTally(models.Model):
-    """A project's running figures, kept by database triggers (migration 0015) on every write to
-    tasks, judgments, grades, adjudications, slots, items and queries, so that the dashboard reads
-    one row instead of aggregating over the whole project. Never written from Python;
-    `labeling.tally.counted_figures` recounts the same figures directly (tests compare them)."""
+class TallyFigures(models.Model):
+    """The figures of a project's tally (labeling.tally.FIGURES)."""
 
-    project = models.OneToOneField(
-        Project, on_delete=models.CASCADE, primary_key=True, related_name="tally"
-    )
     # Judgment costs summed, in 10^-4 units (labeling.money.SCALE): integers sum exactly.
     spent_units = models.BigIntegerField(default=0)
     # What open and leased tasks still need: comparisons, and grades (one per item of the page)
@@ -647,5 +641,42 @@ class ProjectTally(models.Model):
     # adjudication: selectors.human_graded_item_count(split=train).
     graded_train_items = models.BigIntegerField(default=0)
 
+    class Meta:
+        abstract = True
+
+
+class ProjectTally(TallyFigures):
+    """A project's running figures, kept by database triggers (migration 0015) on every write to
+    tasks, judgments, grades, adjudications, slots, items and queries, so that the dashboard reads
+    one row instead of aggregating over the whole project. Never written from Python;
+    `labeling.tally.counted_figures` recounts the same figures directly (tests compare them).
+    On PostgreSQL the triggers add to the project's TallyShard rows instead (migration 0017)."""
+
+    project = models.OneToOneField(
+        Project, on_delete=models.CASCADE, primary_key=True, related_name="tally"
+    )
+
     def __str__(self) -> str:
         return f"Tally of project {self.project_id}"
+
+
+class TallyShard(TallyFigures):
+    """A share of a project's tally that PostgreSQL's triggers add to, one per database session
+    (its backend pid modulo TALLY_SHARDS), read summed with the ProjectTally row. With one row,
+    every submit to a project locked it from its first write until its commit, so concurrent
+    submits queued on it (the judgment's INSERT waited 8-20 ms on average, 20 annotators).
+    SQLite, which has one writer at a time, adds to the ProjectTally row.
+
+    `project_id` is no foreign key: deleting a project deletes its rows first, and their triggers
+    add to its shards as they go; a trigger on the project's delete removes them."""
+
+    project_id = models.BigIntegerField()
+    shard = models.SmallIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project_id", "shard"], name="tally_shard_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"Tally shard {self.shard} of project {self.project_id}"

@@ -10,9 +10,9 @@ from django.db.models.functions import Coalesce
 
 from .errors import NotFound, PermissionDenied
 from .guidelines import GUIDELINE_NOW, with_current_guideline
-from .models import Membership, Project, ProjectTally, Query, Split
+from .models import Membership, Project, Query, Split
 from .prepared import ID, TEXT, PreparedInstances
-from .tally import counted_graded_items, money, tallied_figures
+from .tally import counted_graded_items, money, tallied, tallied_figures
 
 
 def count_per_project(queryset) -> Coalesce:
@@ -37,10 +37,8 @@ def projects_for(*, user) -> QuerySet[Project]:
         if user.is_superuser
         else Project.objects.filter(memberships__user=user)
     )
-    items = ProjectTally.objects.filter(project_id=OuterRef("pk")).values("items")
     return projects.annotate(
-        query_count=count_per_project(Query.objects.all()),
-        item_count=Coalesce(Subquery(items, output_field=IntegerField()), 0),
+        query_count=count_per_project(Query.objects.all()), item_count=tallied("items")
     ).order_by("name")
 
 

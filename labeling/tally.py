@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.db import transaction
-from django.db.models import Count, F, IntegerField, OuterRef, Subquery, Sum
-from django.db.models.functions import Coalesce, Greatest
+from django.db import connection, transaction
+from django.db.models import BigIntegerField, Count, F, IntegerField, OuterRef, Subquery, Sum
+from django.db.models.functions import Cast, Coalesce, Greatest
 
 from .models import (
     Adjudication,
@@ -18,6 +18,7 @@ from .models import (
     Project,
     ProjectTally,
     Split,
+    TallyShard,
     Task,
     TaskKind,
     TaskStatus,
@@ -36,9 +37,28 @@ FIGURES = (
 PENDING = (TaskStatus.OPEN, TaskStatus.LEASED)
 
 
+def tallied(name: str, *, project: str = "pk"):
+    """The figure `name` of the project at OuterRef(project) as the triggers keep it: its tally row
+    plus its shards (TallyShard, PostgreSQL), each an index read."""
+    row = ProjectTally.objects.filter(project_id=OuterRef(project)).values(name)
+    shards = (
+        TallyShard.objects.filter(project_id=OuterRef(project))
+        .order_by()
+        .values("project_id")
+        .annotate(total=Cast(Sum(name), BigIntegerField()))
+        .values("total")
+    )
+    return Coalesce(Subquery(row), 0) + Coalesce(Subquery(shards), 0)
+
+
 def tallied_figures(*, project: Project) -> dict[str, int]:
-    """The project's figures as the triggers keep them: one primary-key read."""
-    return ProjectTally.objects.filter(project_id=project.pk).values(*FIGURES).get()
+    """The project's figures as the triggers keep them, in one statement."""
+    figures = (
+        Project.objects.filter(pk=project.pk)
+        .values(**{f"tallied_{name}": tallied(name) for name in FIGURES})
+        .get()
+    )
+    return {name: figures[f"tallied_{name}"] for name in FIGURES}
 
 
 def money(units: int) -> Decimal:
@@ -100,9 +120,17 @@ def recount_tally(*, project: Project) -> dict[str, int]:
     already moved it have committed before the count, and later ones add to the recount.
     """
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Writers add to the shards without touching the project's row: hold them off until
+            # the recount commits (they wait; none of them holds what this needs).
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"LOCK TABLE {TallyShard._meta.db_table} IN SHARE ROW EXCLUSIVE MODE"
+                )
         tally = ProjectTally.objects.select_for_update().filter(project_id=project.pk).first()
-        before = {name: getattr(tally, name) for name in FIGURES} if tally else {}
+        before = tallied_figures(project=project) if tally else {}
         ProjectTally.objects.update_or_create(
             project_id=project.pk, defaults=counted_figures(project=project)
         )
+        TallyShard.objects.filter(project_id=project.pk).delete()
     return before

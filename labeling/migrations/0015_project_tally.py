@@ -323,7 +323,9 @@ def sqlite_triggers():
     return statements, [f"DROP TRIGGER IF EXISTS {name}" for name in names]
 
 
-def postgresql_triggers():
+def postgresql_triggers(bump=bump):
+    """The triggers and their functions, and the statements that drop them; `bump` writes each
+    figure's change (migration 0017 adds to a shard instead of the project's row)."""
     statements, drops = [], []
     for table, (figures, columns, moves) in TABLES.items():
         for op in OPS:

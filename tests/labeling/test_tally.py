@@ -8,13 +8,16 @@ from __future__ import annotations
 import importlib
 import io
 import json
+import threading
+import time
 import uuid
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from active_selection.services import create_page_tasks
@@ -31,6 +34,7 @@ from labeling.models import (
     Query,
     Role,
     Split,
+    TallyShard,
     Task,
     TaskStatus,
 )
@@ -40,6 +44,7 @@ from labeling.tally import counted_figures, tallied_figures
 from .task_factories import make_compare_task, make_item, make_query, page_item_ids
 
 pytestmark = pytest.mark.django_db(transaction=True)
+SHARDS = importlib.import_module("labeling.migrations.0017_tally_shards").SHARDS
 
 
 def assert_tally_counts(*projects: Project) -> dict[str, int]:
@@ -205,6 +210,7 @@ def test_a_deleted_project_takes_its_tally_with_it():
     create_page_tasks(project=project)
     project.delete()
     assert not ProjectTally.objects.filter(project_id=project.pk).exists()
+    assert not TallyShard.objects.filter(project_id=project.pk).exists()
 
 
 def test_the_migration_counts_the_projects_that_exist_already(make_user):
@@ -216,6 +222,7 @@ def test_the_migration_counts_the_projects_that_exist_already(make_user):
     migration = importlib.import_module("labeling.migrations.0015_project_tally")
 
     ProjectTally.objects.all().delete()
+    TallyShard.objects.all().delete()
     with connection.cursor() as cursor:
         cursor.execute(migration.backfill(connection.vendor))
 
@@ -227,12 +234,65 @@ def test_recount_repairs_a_tally_that_drifted(make_user):
     import_items(project, queries=2, per_modality=2)
     create_page_tasks(project=project)
     expected = counted_figures(project=project)
-    ProjectTally.objects.filter(project=project).update(items=7, grade_units=-1)
+    ProjectTally.objects.filter(project=project).update(items=F("items") + 5, grade_units=-1)
 
     out = io.StringIO()
     call_command("recount_tallies", "drift", stdout=out)
 
     assert tallied_figures(project=project) == expected
-    assert "recounted" in out.getvalue() and "'items': (7, " in out.getvalue()
+    assert not TallyShard.objects.filter(project_id=project.pk).exists()  # folded into the row
+    drifted = f"'items': ({expected['items'] + 5}, {expected['items']})"
+    assert "recounted" in out.getvalue() and drifted in out.getvalue()
     call_command("recount_tallies", stdout=out)
     assert out.getvalue().endswith("drift: right\n")
+
+
+@pytest.mark.postgres
+def test_submits_to_one_project_do_not_wait_for_each_other_on_its_tally(make_user):
+    """Two sessions each store a judgment in the same project without committing: the second
+    does not wait for the first (with one tally row it waited for the first to commit)."""
+    project = Project.objects.create(slug="busy", name="Busy", strategy="full", page_size=2)
+    import_items(project, queries=2, per_modality=2)
+    create_page_tasks(project=project)
+    first, second = [make_user(f"ann{i}", role=Role.ANNOTATOR, project=project) for i in (1, 2)]
+    for annotator in (first, second):
+        assignment.claim_next_task(annotator=annotator, project=project)
+
+    def submit(annotator):
+        task = Task.objects.get(assignee=annotator)
+        assignment.submit_judgment(
+            task=assignment.task_for(user=annotator, task_id=task.pk),
+            annotator=annotator,
+            client_uuid=uuid.uuid4(),
+            grades={item_id: 1 for item_id in page_item_ids(task)},
+        )
+
+    held, finish = [], threading.Event()
+
+    def hold():  # the first submit, left uncommitted until the second is stored
+        try:
+            with transaction.atomic():
+                submit(first)
+                held.append(connection.connection.info.backend_pid % SHARDS)
+                finish.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        while not held and holder.is_alive():
+            time.sleep(0.01)
+        connection.ensure_connection()
+        while connection.connection.info.backend_pid % SHARDS == held[0]:
+            connection.close()  # a session whose shard differs from the holder's
+            connection.ensure_connection()
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '2s'")
+            submit(second)  # with one tally row: "canceling statement due to lock timeout"
+    finally:
+        finish.set()
+        holder.join()
+    assert Judgment.objects.filter(project=project).count() == 2
+    assert_tally_counts(project)

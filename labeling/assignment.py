@@ -184,12 +184,9 @@ def annotator_progress(
     claim: 1 if it leased a task, else 0), which saves counting them.
     """
     now = timezone.now()
-    # Counted per UTC day by the database as judgments are written (AnnotatorDay).
-    total, today, spend_units = _JUDGMENT_TOTALS.first(
-        project=project.pk, user=annotator.pk, day=now.astimezone(UTC).date()
-    ) or (0, 0, 0)
-    who = {"user": annotator.pk, "project": project.pk, "now": now}
-    claimable = _CLAIMABLE_COUNT.first(**who)[0]
+    total, today, spend_units, claimable = _PROGRESS.first(
+        user=annotator.pk, project=project.pk, now=now, day=now.astimezone(UTC).date()
+    )
     if held is None:
         held = len(_HELD.rows(user=annotator.pk, project=project.pk, now=now))
     remaining = min(claimable + held, REMAINING_COUNT_CAP)
@@ -386,29 +383,48 @@ _OPEN_HEAD, _EXPIRED_HEAD = (
 )
 
 
-def _claimable_count_statement(*, annotator, project: Project, now) -> tuple[str, list]:
-    """The claimable tasks of both queues, each counted up to REMAINING_COUNT_CAP, as one
-    statement. Counted along the claim's own queues, in their index order, so that the LIMIT
-    stops the walk early: unordered, PostgreSQL walked the primary key past every task done."""
-    _, open_tasks, expired = _candidate_queues(annotator=annotator, project=project, now=now)
-    counts, params = [], []
-    for queue in (open_tasks, expired):
-        sql, queue_params = (
-            queue.values_list("id")[:REMAINING_COUNT_CAP]
-            .query.get_compiler(connection=connection)
-            .as_sql()
+def _progress_statement(*, annotator, project: Project, now, day) -> tuple[str, list]:
+    """One statement for the annotator's progress: their judgments (total, on `day`) and spend,
+    counted per UTC day by the database as judgments are written (AnnotatorDay), and the tasks
+    they can claim, each queue counted up to REMAINING_COUNT_CAP. Counted along the claim's own
+    queues in their index order, so that the LIMIT stops the walk early: unordered, PostgreSQL
+    walked the primary key past every task done."""
+    totals = (
+        AnnotatorDay.objects.filter(project_id=project.pk, annotator_id=annotator.pk)
+        .values("annotator_id")
+        .annotate(
+            total=Sum("judgments"),
+            today=Coalesce(Sum("judgments", filter=Q(day=day)), 0),
+            spend=Sum("spend_units"),
         )
-        counts.append(f"(SELECT COUNT(*) FROM ({sql}) AS bounded)")
-        params.extend(queue_params)
-    return f"SELECT {' + '.join(counts)}", params
+        .values_list("total", "today", "spend")
+    )
+    _, open_tasks, expired = _candidate_queues(annotator=annotator, project=project, now=now)
+    (open_sql, open_params), (expired_sql, expired_params) = (
+        _compiled(queue.values_list("id")[:REMAINING_COUNT_CAP]) for queue in (open_tasks, expired)
+    )
+    totals_sql, totals_params = _compiled(totals)
+    return (
+        "SELECT COALESCE(t.total, 0), COALESCE(t.today, 0), COALESCE(t.spend, 0), "
+        f"(SELECT COUNT(*) FROM ({open_sql}) AS bounded) + "
+        f"(SELECT COUNT(*) FROM ({expired_sql}) AS bounded) "
+        f"FROM (SELECT 1) AS one LEFT JOIN ({totals_sql}) AS t ON 1 = 1",
+        [*open_params, *expired_params, *totals_params],  # in the order the SQL shows them
+    )
 
 
-_CLAIMABLE_COUNT = Prepared(
-    lambda user, project, now: _claimable_count_statement(
-        annotator=_user(user), project=Project(pk=project), now=now
+def _compiled(queryset: QuerySet) -> tuple[str, tuple]:
+    return queryset.query.get_compiler(connection=connection).as_sql()
+
+
+_PROGRESS = Prepared(
+    lambda user, project, now, day: _progress_statement(
+        annotator=_user(user), project=Project(pk=project), now=now, day=day
     ),
-    **_QUEUE,
-)
+    **_QUEUE, day=DAY,
+)  # fmt: skip
+
+
 _RENEW = Prepared(
     lambda task, user, expires: update_of(
         Task.objects.filter(pk=task, status=TaskStatus.LEASED, assignee_id=user),
@@ -430,17 +446,6 @@ _RELEASE = Prepared(
         Task.objects.filter(pk=task), status=status, assignee=None, lease_expires_at=None
     ),
     task=ID, status=TEXT,
-)  # fmt: skip
-_JUDGMENT_TOTALS = Prepared(
-    lambda project, user, day: AnnotatorDay.objects.filter(project_id=project, annotator_id=user)
-    .values("annotator_id")
-    .annotate(
-        total=Sum("judgments"),
-        today=Coalesce(Sum("judgments", filter=Q(day=day)), 0),
-        spend=Sum("spend_units"),
-    )
-    .values_list("total", "today", "spend"),
-    project=ID, user=ID, day=DAY,
 )  # fmt: skip
 _JUDGMENT_BY_UUID = PreparedInstances(
     lambda client_uuid: Judgment.objects.filter(client_uuid=client_uuid)[:1], client_uuid=UUID

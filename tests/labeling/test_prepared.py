@@ -158,8 +158,10 @@ def test_converted_values_match_the_orm(project, make_user):
     for field in ("client_uuid", "cost", "created_at", "kind", "duration_ms"):
         assert getattr(stored, field) == getattr(Judgment.objects.get(pk=judgment.pk), field)
     day = judgment.created_at.astimezone(UTC).date()
-    totals = assignment._JUDGMENT_TOTALS.first(project=project.pk, user=annotator.pk, day=day)
-    assert totals == (1, 1, int(judgment.cost * 10_000))
+    progress = assignment._PROGRESS.first(
+        project=project.pk, user=annotator.pk, now=judgment.created_at, day=day
+    )
+    assert progress == (1, 1, int(judgment.cost * 10_000), 0)
 
 
 @pytest.mark.django_db

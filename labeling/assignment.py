@@ -219,7 +219,6 @@ def claim_next_task(
     if lease_seconds <= 0:
         raise ValueError("lease_seconds must be positive")
     with transaction.atomic():
-        _lock_annotator(annotator)
         now = timezone.now()
         expires = now + timedelta(seconds=lease_seconds)
         taken = _take_next(annotator=annotator, project=project, now=now, expires=expires)
@@ -229,12 +228,6 @@ def claim_next_task(
     task = taken if isinstance(taken, Task) else _TASK.first(task=taken)
     task.project = project
     return task
-
-
-def _lock_annotator(annotator) -> None:
-    # SQLite's writers already queue for the database's one write lock (IMMEDIATE transactions).
-    if connection.features.has_select_for_update:
-        _LOCK_ANNOTATOR.rows(user=annotator.pk)
 
 
 def _candidate_queues(*, annotator, project: Project, now) -> tuple[QuerySet[Task], ...]:
@@ -302,7 +295,11 @@ def _take_next(*, annotator, project: Project, now, expires) -> Task | int | Non
         sql, params = claim_statement(
             annotator=annotator, project=project, now=now, expires=expires
         )
-        with connection.cursor() as cursor:
+        connection.ensure_connection()
+        # The transaction's BEGIN, the annotator's lock and the claim reach the server together
+        # (psycopg's pipeline mode): one round trip instead of three.
+        with connection.connection.pipeline(), connection.cursor() as cursor:
+            cursor.execute(*_LOCK_ANNOTATOR.sql(user=annotator.pk))
             cursor.execute(sql, params)
             row = cursor.fetchone()
         # psycopg returns these columns' Python types as they are: no conversion to apply.
@@ -311,7 +308,8 @@ def _take_next(*, annotator, project: Project, now, expires) -> Task | int | Non
         )
     # Elsewhere (SQLite): renew a held lease, else pick a candidate and compare-and-set; the
     # UPDATE only matches while the task is still free (or still ours), so of two racing
-    # annotators exactly one changes the row.
+    # annotators exactly one changes the row. SQLite's writers queue for the database's one write
+    # lock (IMMEDIATE transactions), so two requests of one annotator cannot both claim.
     who = {"user": annotator.pk, "project": project.pk, "now": now}
     for (held_id,) in _HELD.rows(**who):
         if _RENEW.execute(task=held_id, user=annotator.pk, expires=expires):

@@ -84,7 +84,11 @@ def graded_change(items, graded_before):
         f"SELECT i.project_id AS pid, SUM({flag(is_graded('x.item_id'))} - "
         f"{flag(graded_before('x.item_id'))}) AS graded_train_items "
         f"FROM ({items}) AS x JOIN labeling_item i ON i.id = x.item_id "
-        f"JOIN labeling_query q ON q.id = i.query_id WHERE q.split = 'train' GROUP BY i.project_id"
+        # The split looked up per item, not joined: joined, PostgreSQL could read every training
+        # query of the project before finding that no item changed (1.9 ms per submit at 100,000
+        # queries, growing with them). The SQL of migration 0017 replaces PostgreSQL's functions.
+        f"WHERE (SELECT q.split FROM labeling_query q WHERE q.id = i.query_id) = 'train' "
+        f"GROUP BY i.project_id"
     )
 
 

@@ -555,6 +555,22 @@ def test_more_annotators_than_tasks_each_task_goes_to_exactly_one(project, make_
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
+def test_one_annotator_asking_six_times_at_once_holds_one_task(project, annotator):
+    """A double click or several tabs: the annotator's lock makes the claims take turns, so the
+    later ones find the task the first leased and renew it."""
+    for _ in range(8):
+        make_page_task(project)
+
+    claimed = run_at_the_same_moment(
+        lambda _: assignment.claim_next_task(annotator=annotator, project=project), range(6)
+    )
+
+    assert len({task.pk for task in claimed}) == 1
+    assert Task.objects.filter(status=TaskStatus.LEASED, assignee=annotator).count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
 def test_the_same_submit_sent_twice_at_the_same_moment_is_stored_once(project, annotator):
     task = make_page_task(project, items=3)
     assignment.claim_next_task(annotator=annotator, project=project)

@@ -305,7 +305,10 @@ class CandidatePage(models.Model):
 
 
 class PageSlot(models.Model):
-    page = models.ForeignKey(CandidatePage, on_delete=models.CASCADE, related_name="slots")
+    # No index of its own on page: both unique constraints start with it.
+    page = models.ForeignKey(
+        CandidatePage, on_delete=models.CASCADE, related_name="slots", db_index=False
+    )
     position = models.PositiveSmallIntegerField()
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="slots")
 
@@ -335,18 +338,25 @@ class TaskStatus(models.TextChoices):
 class Task(models.Model):
     """One unit of human work, handed out with a lease that expires."""
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks")
+    # Indexed by task_queue_idx and task_unique_dedupe_key, which start with it.
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="tasks", db_index=False
+    )
     kind = models.CharField(max_length=16, choices=TaskKind.choices)
     status = models.CharField(max_length=16, choices=TaskStatus.choices, default=TaskStatus.OPEN)
     page = models.ForeignKey(
         CandidatePage, null=True, blank=True, on_delete=models.CASCADE, related_name="tasks"
     )
+    # anchor, other and assignee are NULL on most tasks (pages; open tasks): their indexes
+    # (Meta.indexes) hold only the tasks that have one, so planning a page adds no entry to them.
     anchor = models.ForeignKey(
-        Item, null=True, blank=True, on_delete=models.CASCADE, related_name="anchor_tasks"
-    )
+        Item, null=True, blank=True, on_delete=models.CASCADE, related_name="anchor_tasks",
+        db_index=False,
+    )  # fmt: skip
     other = models.ForeignKey(
-        Item, null=True, blank=True, on_delete=models.CASCADE, related_name="other_tasks"
-    )
+        Item, null=True, blank=True, on_delete=models.CASCADE, related_name="other_tasks",
+        db_index=False,
+    )  # fmt: skip
     reason = models.CharField(max_length=300, blank=True, help_text="Why this task was chosen.")
     priority = models.IntegerField(default=0, help_text="Higher is handed out first.")
     assignee = models.ForeignKey(
@@ -355,6 +365,7 @@ class Task(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="leased_tasks",
+        db_index=False,
     )
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     judgments_required = models.PositiveSmallIntegerField(default=1)
@@ -397,6 +408,13 @@ class Task(models.Model):
         indexes = [
             models.Index(fields=["project", "status", "-priority", "id"], name="task_queue_idx"),
             models.Index(fields=["status", "lease_expires_at"], name="task_lease_idx"),
+            models.Index(
+                fields=["anchor"], condition=Q(anchor__isnull=False), name="task_anchor_idx"
+            ),
+            models.Index(fields=["other"], condition=Q(other__isnull=False), name="task_other_idx"),
+            models.Index(
+                fields=["assignee"], condition=Q(assignee__isnull=False), name="task_assignee_idx"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -327,11 +327,12 @@ def sqlite_triggers():
     return statements, [f"DROP TRIGGER IF EXISTS {name}" for name in names]
 
 
-def postgresql_triggers(bump=bump):
+def postgresql_triggers(tables=TABLES, bump=bump):
     """The triggers and their functions, and the statements that drop them; `bump` writes each
-    figure's change (migration 0017 adds to a shard instead of the project's row)."""
+    figure's change (migration 0017 adds to a shard instead of the project's row), `tables` says
+    how each table's figures are computed (migration 0018 changes the slots')."""
     statements, drops = [], []
-    for table, (figures, columns, moves) in TABLES.items():
+    for table, (figures, columns, moves) in tables.items():
         for op in OPS:
             name = f"{table}_tally_{op.lower()}"
             by_row = op == "UPDATE" and table in ROW_UPDATES_ON_POSTGRESQL

@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 
 from active_selection import services
 from active_selection.strategies import PAGE_PRIORITY, plan_pages
@@ -107,3 +108,14 @@ def test_new_pages_never_take_the_id_of_a_deleted_page(project):
     services.create_page_tasks(project=project)
 
     assert CandidatePage.objects.order_by("pk").first().pk > highest
+
+
+@pytest.mark.postgres
+def test_reserved_ids_are_the_ones_drawn_when_they_are_not_consecutive(db):
+    """As when other sessions draw from the sequence at the same time: every third id is ours."""
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE labeling_candidatepage ALTER COLUMN id SET INCREMENT BY 3")
+        cursor.execute("SELECT nextval(pg_get_serial_sequence('labeling_candidatepage', 'id'))")
+        last = cursor.fetchone()[0]
+
+    assert services._reserve_ids(CandidatePage, 4) == [last + 3, last + 6, last + 9, last + 12]

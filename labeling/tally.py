@@ -24,6 +24,7 @@ from .models import (
     TaskStatus,
 )
 from .money import PLACES, exact_sum
+from .prepared import ID, Prepared
 
 FIGURES = (
     "spent_units",
@@ -51,14 +52,23 @@ def tallied(name: str, *, project: str = "pk"):
     return Coalesce(Subquery(row), 0) + Coalesce(Subquery(shards), 0)
 
 
+# Compiled once (labeling/prepared.py): its fourteen subqueries took 4.5 ms to build per call.
+_TALLIED = Prepared(
+    lambda project: (
+        Project.objects.filter(pk=project)
+        .annotate(**{f"tallied_{name}": tallied(name) for name in FIGURES})
+        .values_list(*(f"tallied_{name}" for name in FIGURES))
+    ),
+    project=ID,
+)
+
+
 def tallied_figures(*, project: Project) -> dict[str, int]:
     """The project's figures as the triggers keep them, in one statement."""
-    figures = (
-        Project.objects.filter(pk=project.pk)
-        .values(**{f"tallied_{name}": tallied(name) for name in FIGURES})
-        .get()
-    )
-    return {name: figures[f"tallied_{name}"] for name in FIGURES}
+    row = _TALLIED.first(project=project.pk)
+    if row is None:
+        raise Project.DoesNotExist(f"No project {project.pk}.")
+    return dict(zip(FIGURES, row, strict=True))
 
 
 def money(units: int) -> Decimal:

@@ -6,14 +6,14 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from django.db.models import IntegerField, Value
 
-from labeling import assignment, guidelines, prepared, selectors
+from labeling import assignment, guidelines, prepared, selectors, tally
 from labeling.models import Judgment, Project, Role, Task, TaskStatus
 from labeling.prepared import DAY, ID, MOMENT, TEXT, UUID, Prepared, PreparedInstances
 from tests.labeling.task_factories import make_compare_task, make_page_task
 from web import authentication
 from webhooks import services as webhook_services
 
-MODULES = (assignment, guidelines, selectors, authentication, webhook_services)
+MODULES = (assignment, guidelines, selectors, tally, authentication, webhook_services)
 
 
 def every_prepared_statement():

@@ -248,11 +248,18 @@ def _candidate_queues(*, annotator, project: Project, now) -> tuple[QuerySet[Tas
     )
 
 
+TASK_COLUMNS = Task._meta.concrete_fields
+
+
+def _compiled(queryset: QuerySet) -> tuple[str, tuple]:
+    return queryset.query.get_compiler(connection=connection).as_sql()
+
+
 def claim_statement(*, annotator, project: Project, now, expires) -> tuple[str, list]:
     """PostgreSQL's one-statement claim: the annotator's held task if any (its lease renewed),
-    else the better head of the two queues; it returns the task's row (TASK_COLUMNS). The queues' sub-selects lock their best row, skipping
-    rows another annotator's claim has locked this instant; the held task's waits for its lock (a
-    submit of it may be committing).
+    else the better head of the two queues; it returns the task's row (TASK_COLUMNS). The queues'
+    sub-selects lock their best row, skipping rows another annotator's claim has locked this
+    instant; the held task's waits for its lock (a submit of it may be committing).
 
     Compiled once per process and filled per call (`_CLAIM`): compiling the three queues'
     anti-joins took longer than running the statement.
@@ -266,9 +273,7 @@ def compile_claim_statement(*, annotator, project: Project, now, expires) -> tup
     table = connection.ops.quote_name(Task._meta.db_table)
     branches, params = [], []
     for rank, queue in enumerate((held, open_tasks, expired)):
-        sql, branch_params = (
-            queue.values("id", "priority")[:1].query.get_compiler(connection=connection).as_sql()
-        )
+        sql, branch_params = _compiled(queue.values("id", "priority")[:1])
         lock = "FOR UPDATE" if rank == 0 else "FOR UPDATE SKIP LOCKED"
         branches.append(f"SELECT q{rank}.*, {min(rank, 1)} AS rank FROM ({sql} {lock}) AS q{rank}")
         params.extend(branch_params)
@@ -284,9 +289,6 @@ def compile_claim_statement(*, annotator, project: Project, now, expires) -> tup
             *params,
         ],
     )
-
-
-TASK_COLUMNS = Task._meta.concrete_fields
 
 
 def _take_next(*, annotator, project: Project, now, expires) -> Task | int | None:
@@ -409,10 +411,6 @@ def _progress_statement(*, annotator, project: Project, now, day) -> tuple[str, 
         f"FROM (SELECT 1) AS one LEFT JOIN ({totals_sql}) AS t ON 1 = 1",
         [*open_params, *expired_params, *totals_params],  # in the order the SQL shows them
     )
-
-
-def _compiled(queryset: QuerySet) -> tuple[str, tuple]:
-    return queryset.query.get_compiler(connection=connection).as_sql()
 
 
 _PROGRESS = Prepared(

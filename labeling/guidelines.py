@@ -86,13 +86,11 @@ GUIDELINE_NOW = ("guideline_now_id", "guideline_now_version")
 
 def _current(project: Project) -> tuple[int, int] | None:
     """(id, version) of the current guideline: as read with the project, else read now."""
-    if hasattr(project, "guideline_now_id"):
-        return (
-            (project.guideline_now_id, project.guideline_now_version)
-            if (project.guideline_now_id is not None)
-            else None
-        )
-    return _CURRENT_VERSION.first(project=project.pk)
+    if not hasattr(project, "guideline_now_id"):
+        return _CURRENT_VERSION.first(project=project.pk)
+    if project.guideline_now_id is None:
+        return None
+    return project.guideline_now_id, project.guideline_now_version
 
 
 def current_guideline_version(*, project: Project) -> int | None:

@@ -55,20 +55,13 @@ class Prepared:
     (sql, params) assembled from compiled querysets).
 
     `kinds` names each argument's kind: ID (an integer or a model instance: its pk), MOMENT (an
-    aware datetime), DAY (a date), UUID or TEXT. Every argument must reach the SQL unchanged or adapted the way
-    the ORM adapts it; an argument the compiled SQL does not show is an error at compile time.
-    `wrap`: SQL around the compiled statement, "{}" where it goes (say, a COUNT over a LIMITed
-    select, which Django's count() builds but does not hand out).
+    aware datetime), DAY (a date), UUID or TEXT. Every argument must reach the SQL unchanged or
+    adapted the way the ORM adapts it; an argument the compiled SQL does not show is an error at
+    compile time. Constants are written into the SQL (`inline_constants`).
     """
 
-    def __init__(
-        self,
-        build: Callable[..., QuerySet | UpdateQuery | tuple],
-        *,
-        wrap: str | None = None,
-        **kinds: str,
-    ):
-        self.build, self.kinds, self.wrap = build, kinds, wrap
+    def __init__(self, build: Callable[..., QuerySet | UpdateQuery | tuple], **kinds: str):
+        self.build, self.kinds = build, kinds
         self._compiled: dict[str, _Compiled] = {}
         self._lock = threading.Lock()
 
@@ -117,7 +110,7 @@ class Prepared:
         """The statement compiled from scratch with these values (what the prepared one must
         equal)."""
         sql, params, _ = _compiled_sql(self.build(**values), using)
-        return (self.wrap.replace("{}", sql) if self.wrap else sql), list(params)
+        return sql, list(params)
 
     def _compile(self, using: str) -> _Compiled:
         compiled = self._compiled.get(using)
@@ -134,8 +127,6 @@ class Prepared:
         built = self.build(**self.stand_ins())
         sql, params, compiler = _compiled_sql(built, using)
         other_sql, other_params = self.compile_now(using, **self.stand_ins(draw=1))
-        if self.wrap:
-            sql = self.wrap.replace("{}", sql)
         if other_sql != sql or len(other_params) != len(params):
             raise ValueError("A prepared statement's SQL must not depend on its arguments' values")
         names = {}
@@ -151,7 +142,7 @@ class Prepared:
             raise ValueError(f"Prepared statement does not show its arguments {sorted(missing)}")
         sql, params = inline_constants(sql, params)
         converters, index_map = None, None
-        if not self.wrap and isinstance(built, QuerySet):
+        if isinstance(built, QuerySet):
             columns = [s[0] for s in compiler.select[0 : compiler.col_count]]
             converters = compiler.get_converters(columns) or None
             fields = list(built._fields or ())

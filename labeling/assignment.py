@@ -19,7 +19,9 @@ from django.core import signing
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
+from psycopg import pq
 
 from .errors import Conflict, NotFound, PagewiseError, PermissionDenied
 from .guidelines import GUIDELINE_NOW, guideline_for_judgment, with_current_guideline
@@ -40,7 +42,7 @@ from .models import (
     TaskStatus,
 )
 from .money import PLACES
-from .prepared import DAY, ID, MOMENT, TEXT, UUID, Prepared, PreparedInstances, update_of
+from .prepared import DAY, ID, MOMENT, TEXT, UUID, Prepared, PreparedInstances, pipelined, update_of
 from .selectors import role_of, with_viewer_role
 from .signals import announce, judgment_recorded
 
@@ -183,21 +185,42 @@ def annotator_progress(
     `held`: the number of tasks the annotator holds, when the caller knows it (right after a
     claim: 1 if it leased a task, else 0), which saves counting them.
     """
+    return _send_progress(annotator=annotator, project=project, held=held)()
+
+
+def progress_and_subject(
+    *, annotator, project: Project, task: Task | None
+) -> tuple[AnnotatorProgress, TaskSubject | None]:
+    """Right after a claim: the annotator's progress and the claimed task's subject, read
+    together (one round trip on PostgreSQL). The annotator holds exactly the task they got."""
+    with pipelined():
+        progress = _send_progress(annotator=annotator, project=project, held=1 if task else 0)
+        subject = _send_subject(task=task) if task else None
+    return progress(), subject() if subject else None
+
+
+def _send_progress(*, annotator, project: Project, held: int | None):
+    """annotator_progress's statements, sent (Prepared.send): what reads them when called."""
     now = timezone.now()
-    total, today, spend_units, claimable = _PROGRESS.first(
+    figures = _PROGRESS.send(
         user=annotator.pk, project=project.pk, now=now, day=now.astimezone(UTC).date()
     )
-    if held is None:
-        held = len(_HELD.rows(user=annotator.pk, project=project.pk, now=now))
-    remaining = min(claimable + held, REMAINING_COUNT_CAP)
-    return AnnotatorProgress(
-        judgments_today=today,
-        judgments_total=total,
-        tasks_remaining=remaining,
-        spend=Decimal(int(spend_units)).scaleb(-PLACES),
-        currency=project.currency,
-        is_remaining_capped=claimable + held >= REMAINING_COUNT_CAP,
-    )
+    held_rows = _HELD.send(user=annotator.pk, project=project.pk, now=now) if held is None else None
+
+    def read() -> AnnotatorProgress:
+        (total, today, spend_units, claimable), held_now = figures()[0], held
+        if held_now is None:
+            held_now = len(held_rows())
+        return AnnotatorProgress(
+            judgments_today=today,
+            judgments_total=total,
+            tasks_remaining=min(claimable + held_now, REMAINING_COUNT_CAP),
+            spend=Decimal(int(spend_units)).scaleb(-PLACES),
+            currency=project.currency,
+            is_remaining_capped=claimable + held_now >= REMAINING_COUNT_CAP,
+        )
+
+    return read
 
 
 # --- claiming -------------------------------------------------------------------------------
@@ -210,7 +233,7 @@ def claim_next_task(
 
     An annotator who already holds an unexpired lease gets that task back with a renewed lease
     (a reloaded page shows the same task). Otherwise the best claimable task is taken, and no two
-    annotators can both win it (see `_take_next`).
+    annotators can both win it (see `_claim_on_postgresql` and `_take_next`).
 
     Locks: the annotator's user row (FOR NO KEY UPDATE) for the length of the claim, so that two
     requests of one annotator (a double click, two tabs) cannot lease two tasks; claims of
@@ -218,15 +241,16 @@ def claim_next_task(
     """
     if lease_seconds <= 0:
         raise ValueError("lease_seconds must be positive")
-    with transaction.atomic():
-        now = timezone.now()
-        expires = now + timedelta(seconds=lease_seconds)
-        taken = _take_next(annotator=annotator, project=project, now=now, expires=expires)
-    if taken is None:
-        return None
-    # PostgreSQL's claim returns the task's row; SQLite's compare-and-set names it, read now.
-    task = taken if isinstance(taken, Task) else _TASK.first(task=taken)
-    task.project = project
+    now = timezone.now()
+    expires = now + timedelta(seconds=lease_seconds)
+    if connection.vendor == "postgresql":
+        task = _claim_on_postgresql(annotator=annotator, project=project, now=now, expires=expires)
+    else:
+        with transaction.atomic():
+            task_id = _take_next(annotator=annotator, project=project, now=now, expires=expires)
+        task = _TASK.first(task=task_id) if task_id is not None else None
+    if task is not None:
+        task.project = project
     return task
 
 
@@ -249,10 +273,17 @@ def _candidate_queues(*, annotator, project: Project, now) -> tuple[QuerySet[Tas
 
 
 TASK_COLUMNS = Task._meta.concrete_fields
+_TASK_ATTNAMES = [f.attname for f in TASK_COLUMNS]
+_IN_TRANSACTION = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
 
 
 def _compiled(queryset: QuerySet) -> tuple[str, tuple]:
     return queryset.query.get_compiler(connection=connection).as_sql()
+
+
+def _locking(queryset: QuerySet) -> tuple[str, tuple]:
+    sql, params = _compiled(queryset)
+    return f"{sql} FOR NO KEY UPDATE", params
 
 
 def claim_statement(*, annotator, project: Project, now, expires) -> tuple[str, list]:
@@ -291,27 +322,41 @@ def compile_claim_statement(*, annotator, project: Project, now, expires) -> tup
     )
 
 
-def _take_next(*, annotator, project: Project, now, expires) -> Task | int | None:
-    """The task leased (PostgreSQL: the row the claim returns; SQLite: its id), or None."""
-    if connection.vendor == "postgresql":
-        sql, params = claim_statement(
-            annotator=annotator, project=project, now=now, expires=expires
-        )
-        connection.ensure_connection()
-        # The transaction's BEGIN, the annotator's lock and the claim reach the server together
-        # (psycopg's pipeline mode): one round trip instead of three.
-        with connection.connection.pipeline(), connection.cursor() as cursor:
-            cursor.execute(*_LOCK_ANNOTATOR.sql(user=annotator.pk))
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
-        # psycopg returns these columns' Python types as they are: no conversion to apply.
-        return (
-            Task.from_db(connection.alias, [f.attname for f in TASK_COLUMNS], row) if row else None
-        )
-    # Elsewhere (SQLite): renew a held lease, else pick a candidate and compare-and-set; the
-    # UPDATE only matches while the task is still free (or still ours), so of two racing
-    # annotators exactly one changes the row. SQLite's writers queue for the database's one write
-    # lock (IMMEDIATE transactions), so two requests of one annotator cannot both claim.
+def _claim_on_postgresql(*, annotator, project: Project, now, expires) -> Task | None:
+    """PostgreSQL's claim: the annotator's lock, then the claim statement, in one transaction
+    whose statements reach the server together (`pipelined`): BEGIN, the lock, the claim and
+    COMMIT in one round trip. A request runs in autocommit mode, so the transaction is spelled
+    out; inside a caller's transaction, the claim is a savepoint of it."""
+    who = {"user": annotator.pk, "project": project.pk, "now": now, "expires": expires}
+    if not connection.get_autocommit():
+        with transaction.atomic(), pipelined():
+            _LOCK_ANNOTATOR.send(user=annotator.pk)
+            claimed = _CLAIM.send(**who)
+    else:
+        try:
+            with pipelined(), connection.cursor() as cursor:
+                cursor.execute("BEGIN")
+                _LOCK_ANNOTATOR.send(user=annotator.pk)
+                claimed = _CLAIM.send(**who)
+                cursor.execute("COMMIT")
+        except BaseException:
+            # A failed statement (a lock timeout, say) made the server skip the rest, COMMIT too.
+            raw = connection.connection
+            if raw is not None and raw.info.transaction_status in _IN_TRANSACTION:
+                with connection.cursor() as cursor:
+                    cursor.execute("ROLLBACK")
+            raise
+    rows = claimed()
+    # psycopg returns these columns' Python types as they are: no conversion to apply.
+    return Task.from_db(connection.alias, _TASK_ATTNAMES, rows[0]) if rows else None
+
+
+def _take_next(*, annotator, project: Project, now, expires) -> int | None:
+    """Elsewhere (SQLite): the id of the task leased, or None. Renew a held lease, else pick a
+    candidate and compare-and-set; the UPDATE only matches while the task is still free (or
+    still ours), so of two racing annotators exactly one changes the row. SQLite's writers queue
+    for the database's one write lock (IMMEDIATE transactions), so two requests of one annotator
+    cannot both claim."""
     who = {"user": annotator.pk, "project": project.pk, "now": now}
     for (held_id,) in _HELD.rows(**who):
         if _RENEW.execute(task=held_id, user=annotator.pk, expires=expires):
@@ -354,9 +399,9 @@ _LOCKED_TASK = PreparedInstances(
 )  # fmt: skip
 _LOCK_ANNOTATOR = Prepared(
     # NO KEY: inserts that reference the user (judgments, leases) are not blocked by this lock.
-    lambda user: (
-        get_user_model().objects.select_for_update(no_key=True).filter(pk=user).values_list("pk")
-    ),
+    # The clause is written out rather than asked of select_for_update, which Django does not
+    # compile outside a transaction: the claim spells its transaction out (_claim_on_postgresql).
+    lambda user: _locking(get_user_model().objects.filter(pk=user).values_list("pk")),
     user=ID,
 )
 _QUEUE = {"user": ID, "project": ID, "now": MOMENT}
@@ -481,18 +526,32 @@ class TaskSubject:
 
 def task_subject(*, task: Task) -> TaskSubject:
     """The task's query and items, in one statement."""
+    return _send_subject(task=task)()
+
+
+def _send_subject(*, task: Task):
+    """task_subject's statement, sent (Prepared.send): what reads it when called."""
     if task.kind == TaskKind.GRADE_PAGE:
-        slots = _PAGE_SLOTS.all(page=task.page_id)
-        if not slots:  # a page without items (none is planned so): its query alone
-            return TaskSubject(*_PAGE_QUERY.first(page=task.page_id), items=[])
-        query, items = slots[0], [(slot.item, slot.position) for slot in slots]
-    else:
-        by_id = {
-            item.pk: item for item in _PAIR_ITEMS.all(anchor=task.anchor_id, other=task.other_id)
-        }
-        query = by_id[task.anchor_id]
-        items = [(by_id[task.anchor_id], None), (by_id[task.other_id], None)]
-    return TaskSubject(query.query_external_id, query.query_text, items)
+        page_slots = _PAGE_SLOTS.send(page=task.page_id)
+
+        def read_page() -> TaskSubject:
+            slots = page_slots()
+            if not slots:  # a page without items (none is planned so): its query alone
+                return TaskSubject(*_PAGE_QUERY.first(page=task.page_id), items=[])
+            items = [(slot.item, slot.position) for slot in slots]
+            return TaskSubject(slots[0].query_external_id, slots[0].query_text, items)
+
+        return read_page
+    pair = _PAIR_ITEMS.send(anchor=task.anchor_id, other=task.other_id)
+
+    def read_pair() -> TaskSubject:
+        by_id = {item.pk: item for item in pair()}
+        anchor, other = by_id[task.anchor_id], by_id[task.other_id]
+        return TaskSubject(
+            anchor.query_external_id, anchor.query_text, [(anchor, None), (other, None)]
+        )
+
+    return read_pair
 
 
 # --- compare sides --------------------------------------------------------------------------
@@ -596,7 +655,15 @@ def _store_judgment(
     *, task: Task, annotator, client_uuid, grades, outcome, duration_ms, guideline_version
 ) -> tuple[Judgment, bool]:
     with transaction.atomic():
-        locked = _LOCKED_TASK.first(task=task.pk, client_uuid=client_uuid)
+        # BEGIN, the task's lock and the page's items reach the server together (`pipelined`).
+        with pipelined():
+            locked_rows = _LOCKED_TASK.send(task=task.pk, client_uuid=client_uuid)
+            page = task.kind == TaskKind.GRADE_PAGE
+            page_rows = _PAGE_ITEM_IDS.send(page=task.page_id) if page else None
+        found = locked_rows()
+        if not found:
+            raise NotFound(f"No task '{task.pk}'.")
+        locked = found[0]
         # A retry of this very submit may have committed before, or while we waited for the lock:
         # then the task is no longer leased to us, and only a new statement sees the judgment.
         if locked.uuid_judgment is not None or not _leased_to(locked, annotator):
@@ -617,7 +684,10 @@ def _store_judgment(
                     "A page is graded, not compared: send grades, not a choice.",
                     fields={"choice": ["not allowed for a page"]},
                 )
-            cleaned = _clean_grades(task=locked, grades=grades, max_grade=project.max_grade)
+            page_items = [item_id for (item_id,) in page_rows()]
+            cleaned = _clean_grades(
+                task=locked, grades=grades, max_grade=project.max_grade, page_items=page_items
+            )
             cost = project.grade_cost * len(cleaned)
         else:
             if grades is not None:
@@ -637,9 +707,6 @@ def _store_judgment(
             kind=locked.kind, outcome=outcome if locked.kind == TaskKind.COMPARE else None,
             cost=cost, duration_ms=duration_ms, guideline_id=guideline_id,
         )  # fmt: skip
-        ItemGrade.objects.bulk_create(
-            [ItemGrade(judgment=judgment, item_id=i, grade=g) for i, g in cleaned.items()]
-        )
         # What the response shows, known here: no query to read them back.
         judgment.submitted_grades, judgment.guideline_version = cleaned, version
         # One judgment asked for (the default): this one closes the task, nothing to count.
@@ -648,10 +715,13 @@ def _store_judgment(
             if locked.judgments_required > 1
             else 1
         )
-        _RELEASE.execute(
-            task=locked.pk,
-            status=TaskStatus.DONE if judged >= locked.judgments_required else TaskStatus.OPEN,
-        )
+        # The grades and the task's release reach the server together: nothing is read back.
+        with pipelined():
+            _insert_grades(judgment=judgment, grades=cleaned)
+            _RELEASE.send(
+                task=locked.pk,
+                status=TaskStatus.DONE if judged >= locked.judgments_required else TaskStatus.OPEN,
+            )
         transaction.on_commit(
             partial(announce, judgment_recorded, judgment_id=judgment.pk, project_id=project.pk)
         )
@@ -810,8 +880,26 @@ def _check_lease(*, task: Task, annotator) -> None:
     raise Conflict("This task is not leased to you; ask for the next task first.")
 
 
-def _clean_grades(*, task: Task, grades, max_grade: int) -> dict[int, int]:
-    page_items = [item_id for (item_id,) in _PAGE_ITEM_IDS.rows(page=task.page_id)]
+def _insert_grades(*, judgment: Judgment, grades: dict[int, int]) -> None:
+    """bulk_create's INSERT of the judgment's grades, without asking their ids back (which would
+    cost a round trip of its own inside `pipelined`)."""
+    if not grades:
+        return
+    query = InsertQuery(ItemGrade)
+    query.insert_values(
+        _GRADE_FIELDS, [ItemGrade(judgment=judgment, item_id=i, grade=g) for i, g in grades.items()]
+    )
+    query.get_compiler(connection=connection).execute_sql(returning_fields=None)
+
+
+_GRADE_FIELDS = [ItemGrade._meta.get_field(name) for name in ("judgment", "item", "grade")]
+
+
+def _clean_grades(
+    *, task: Task, grades, max_grade: int, page_items: list[int] | None = None
+) -> dict[int, int]:
+    if page_items is None:
+        page_items = [item_id for (item_id,) in _PAGE_ITEM_IDS.rows(page=task.page_id)]
     if not isinstance(grades, dict) or not grades:
         raise PagewiseError(
             "Grade every item of the page: send grades as {item_id: grade}.",

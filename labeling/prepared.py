@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -22,6 +23,21 @@ from django.db.models import Model, QuerySet
 from django.db.models.sql import UpdateQuery
 
 ID, MOMENT, DAY, UUID, TEXT = "id", "moment", "day", "uuid", "text"
+
+
+@contextmanager
+def pipelined(using: str = "default") -> Iterator[None]:
+    """On PostgreSQL, the statements sent inside the block (`Prepared.send`) reach the server
+    together when it ends: one round trip instead of one each (psycopg's pipeline mode). Their
+    rows are read after the block, and an error of any of them is raised as it ends, as Django's
+    own error. Elsewhere (SQLite, in process) each statement runs when it is sent."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        yield
+        return
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.pipeline():
+        yield
 
 
 def update_of(queryset: QuerySet, **values) -> UpdateQuery:
@@ -79,11 +95,27 @@ class Prepared:
 
     def rows(self, using: str = "default", **values) -> list[tuple]:
         """Every row, converted as the ORM converts values_list rows."""
+        return self.send(using, **values)()
+
+    def send(self, using: str = "default", **values) -> Callable[[], list[tuple]]:
+        """Run the statement, and return what reads its rows (as `rows` does) when called: inside
+        `pipelined`, after the block, so that statements sent together share a round trip."""
         compiled = self._compile(using)
         sql, params = self.sql(using, **values)
-        with connections[using].cursor() as cursor:
+        cursor = connections[using].cursor()
+        try:
             cursor.execute(sql, params)
-            rows = cursor.fetchall()
+        except BaseException:
+            cursor.close()
+            raise
+
+        def read() -> list[tuple]:
+            with cursor:
+                return self._converted(compiled, cursor.fetchall())
+
+        return read
+
+    def _converted(self, compiled: _Compiled, rows: list) -> list[tuple]:
         if compiled.converters:
             rows = compiled.compiler.apply_converters(rows, compiled.converters)
         if compiled.index_map is not None:
@@ -287,7 +319,14 @@ class PreparedInstances:
         ]
 
     def all(self, using: str = "default", **values) -> list[Model]:
-        rows = self.statement.rows(using, **values)
+        return self.send(using, **values)()
+
+    def send(self, using: str = "default", **values) -> Callable[[], list[Model]]:
+        """As Prepared.send: run now, read the instances when called."""
+        read = self.statement.send(using, **values)
+        return lambda: self._instances(using, read())
+
+    def _instances(self, using: str, rows: list[tuple]) -> list[Model]:
         found = []
         for row in rows:
             at, instance = 0, None

@@ -233,10 +233,13 @@ def is_lead_of(*, user, project: Project) -> bool:
     return selectors.role_of(user=user, project=project) == Role.LEAD
 
 
-def task_payload(request, task: Task, *, is_lead: bool = False) -> dict:
+def task_payload(
+    request, task: Task, *, is_lead: bool = False, subject: assignment.TaskSubject | None = None
+) -> dict:
     """The task as the client shows it. Blind for annotators: the reason (which names the anchor,
-    its grade and the search step) is left empty, and a comparison's sides are dealt at random."""
-    subject = assignment.task_subject(task=task)
+    its grade and the search step) is left empty, and a comparison's sides are dealt at random.
+    `subject`: the task's query and items, when the caller read them already."""
+    subject = subject or assignment.task_subject(task=task)
     items = [item_payload(request, item, position) for item, position in subject.items]
     sides_token = None
     if task.kind == TaskKind.COMPARE:
@@ -348,16 +351,12 @@ class NextTaskApi(APIView):
             user=request.user, slug=slug, roles=assignment.ANNOTATING_ROLES
         )
         task = assignment.claim_next_task(annotator=request.user, project=project)
-        # After a claim the caller holds exactly the task it got (or none): no need to count.
-        progress = assignment.annotator_progress(
-            annotator=request.user, project=project, held=1 if task else 0
+        progress, subject = assignment.progress_and_subject(
+            annotator=request.user, project=project, task=task
         )
+        is_lead = is_lead_of(user=request.user, project=project)
         body = {
-            "task": (
-                task_payload(request, task, is_lead=is_lead_of(user=request.user, project=project))
-                if task
-                else None
-            ),
+            "task": task_payload(request, task, is_lead=is_lead, subject=subject) if task else None,
             "message": "" if task else EMPTY_MESSAGE,
             "project": project_payload(project),
             "progress": progress_payload(progress),

@@ -9,7 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection, connections
 from django.utils import timezone
 
 from labeling import assignment
@@ -567,6 +567,34 @@ def test_one_annotator_asking_six_times_at_once_holds_one_task(project, annotato
 
     assert len({task.pk for task in claimed}) == 1
     assert Task.objects.filter(status=TaskStatus.LEASED, assignee=annotator).count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_that_times_out_is_rolled_back_and_leaves_the_connection_usable(project, annotator):
+    """The claim's BEGIN, lock, claim and COMMIT go to PostgreSQL together: when the lock times
+    out the server skips the rest, and the claim rolls its transaction back itself."""
+    task = make_page_task(project)
+    holder = connections.create_connection("default")
+    try:
+        with holder.cursor() as cursor:
+            holder.set_autocommit(False)
+            cursor.execute(
+                "SELECT 1 FROM auth_user WHERE id = %s FOR NO KEY UPDATE", [annotator.pk]
+            )
+            with connection.cursor() as ours:
+                ours.execute("SET lock_timeout = '50ms'")
+            with pytest.raises(OperationalError, match="lock timeout"):
+                assignment.claim_next_task(annotator=annotator, project=project)
+            assert connection.get_autocommit() and not connection.connection.info.transaction_status
+        holder.rollback()
+    finally:
+        holder.close()
+        with connection.cursor() as ours:
+            ours.execute("RESET lock_timeout")
+
+    assert Task.objects.get(pk=task.pk).status == TaskStatus.OPEN
+    assert assignment.claim_next_task(annotator=annotator, project=project).pk == task.pk
 
 
 @pytest.mark.postgres

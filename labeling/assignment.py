@@ -82,33 +82,22 @@ def task_for(*, user, task_id: int | str, roles: tuple[str, ...] = ANNOTATING_RO
     return task
 
 
-class ProbedExists(Exists):
-    """EXISTS that the database answers row by row, by an index probe: OFFSET 0 keeps PostgreSQL
-    from turning it into an anti-join. Counting the first 100 claimable tasks, the anti-join
-    materialized every judgment of the annotator and compared each task with all of them: 0.59 ms
-    at 180 judgments (the comparisons grow with them); probed, 0.37 ms, however many they made."""
-
-    template = "EXISTS(%(subquery)s OFFSET 0)"
-
-
-def claimable_tasks(*, annotator, project: Project, now=None, probed=False) -> QuerySet[Task]:
+def claimable_tasks(*, annotator, project: Project, now=None) -> QuerySet[Task]:
     """Tasks that may be leased to the annotator now, best first.
 
     Open tasks and tasks whose lease expired (so abandoned work comes back by itself), never one
     the annotator already judged, skipped, or was excluded from (a re-ask goes to someone else).
-    `probed`: test those three per task (ProbedExists), for a walk over many tasks.
     """
     now = now or timezone.now()
-    exists = ProbedExists if probed else Exists
     excluded = Task.excluded_annotators.through.objects.filter(
         task_id=OuterRef("pk"), user_id=annotator.pk
     )
     return (
         Task.objects.filter(project=project)
         .filter(Q(status=TaskStatus.OPEN) | Q(status=TaskStatus.LEASED, lease_expires_at__lt=now))
-        .filter(~exists(Judgment.objects.filter(task_id=OuterRef("pk"), annotator=annotator)))
-        .filter(~exists(TaskSkip.objects.filter(task_id=OuterRef("pk"), annotator=annotator)))
-        .filter(~exists(excluded))
+        .filter(~Exists(Judgment.objects.filter(task_id=OuterRef("pk"), annotator=annotator)))
+        .filter(~Exists(TaskSkip.objects.filter(task_id=OuterRef("pk"), annotator=annotator)))
+        .filter(~Exists(excluded))
         .order_by("-priority", "id")
     )
 
@@ -265,9 +254,7 @@ def claim_next_task(
     return task
 
 
-def _candidate_queues(
-    *, annotator, project: Project, now, probed: bool = False
-) -> tuple[QuerySet[Task], ...]:
+def _candidate_queues(*, annotator, project: Project, now) -> tuple[QuerySet[Task], ...]:
     """The annotator's own unexpired lease, then the claimable tasks as two queues, each read in
     the order of an index that matches it.
 
@@ -277,7 +264,7 @@ def _candidate_queues(
     found through task_lease_idx (status, lease_expires_at). One OR over both would make the
     database sort every open task to find the best.
     """
-    candidates = claimable_tasks(annotator=annotator, project=project, now=now, probed=probed)
+    candidates = claimable_tasks(annotator=annotator, project=project, now=now)
     return (
         held_tasks(annotator=annotator, project=project, now=now),
         candidates.filter(status=TaskStatus.OPEN),
@@ -457,9 +444,7 @@ def _progress_statement(*, annotator, project: Project, now, day) -> tuple[str, 
         )
         .values_list("total", "today", "spend")
     )
-    _, open_tasks, expired = _candidate_queues(
-        annotator=annotator, project=project, now=now, probed=True
-    )
+    _, open_tasks, expired = _candidate_queues(annotator=annotator, project=project, now=now)
     (open_sql, open_params), (expired_sql, expired_params) = (
         _compiled(queue.values_list("id")[:REMAINING_COUNT_CAP]) for queue in (open_tasks, expired)
     )

@@ -161,7 +161,7 @@ def test_converted_values_match_the_orm(project, make_user):
     progress = assignment._PROGRESS.first(
         project=project.pk, user=annotator.pk, now=judgment.created_at, day=day
     )
-    assert progress == (1, 1, int(judgment.cost * 10_000), 0)
+    assert progress == (1, 1, int(judgment.cost * 10_000), 0, False)
 
 
 @pytest.mark.django_db

@@ -139,6 +139,25 @@ def test_remaining_tasks_are_counted_up_to_the_cap(project, make_user, monkeypat
     assert (exact.tasks_remaining, exact.is_remaining_capped) == (4, False)
 
 
+@pytest.mark.django_db
+def test_open_tasks_are_counted_in_the_head_of_the_queue(project, make_user, monkeypatch):
+    """The count looks at the open queue's first OPEN_HEAD tasks: when those are all it could
+    look at, it says "at least"."""
+    annotator = make_user("ann", role=Role.ANNOTATOR, project=project)
+    for _ in range(5):
+        make_page_task(project, items=1)
+    monkeypatch.setattr(assignment, "OPEN_HEAD", 2)
+    monkeypatch.setattr(assignment._PROGRESS, "_compiled", {})  # compiled again with the head
+
+    progress = assignment.annotator_progress(annotator=annotator, project=project)
+
+    assert (progress.tasks_remaining, progress.remaining_label) == (2, "2+")
+    monkeypatch.setattr(assignment, "OPEN_HEAD", 10)
+    monkeypatch.setattr(assignment._PROGRESS, "_compiled", {})
+    exact = assignment.annotator_progress(annotator=annotator, project=project)
+    assert (exact.tasks_remaining, exact.is_remaining_capped) == (5, False)
+
+
 # --- twenty annotators at once --------------------------------------------------------------
 
 

@@ -42,7 +42,18 @@ from .models import (
     TaskStatus,
 )
 from .money import PLACES
-from .prepared import DAY, ID, MOMENT, TEXT, UUID, Prepared, PreparedInstances, pipelined, update_of
+from .prepared import (
+    DAY,
+    ID,
+    MOMENT,
+    TEXT,
+    UUID,
+    Prepared,
+    PreparedInsert,
+    PreparedInstances,
+    pipelined,
+    update_of,
+)
 from .selectors import role_of, with_viewer_role
 from .signals import announce, judgment_recorded
 
@@ -519,6 +530,7 @@ _RELEASE = Prepared(
 _JUDGMENT_BY_UUID = PreparedInstances(
     lambda client_uuid: Judgment.objects.filter(client_uuid=client_uuid)[:1], client_uuid=UUID
 )
+_NEW_JUDGMENT = PreparedInsert(Judgment)
 _PAGE_ITEM_IDS = Prepared(
     lambda page: PageSlot.objects.filter(page_id=page).order_by("position").values_list("item_id"),
     page=ID,
@@ -730,7 +742,7 @@ def _store_judgment(
                 )
             cleaned = {}
             cost = project.compare_cost
-        judgment = Judgment.objects.create(
+        judgment = _NEW_JUDGMENT.create(
             task=locked, project=project, annotator=annotator, client_uuid=client_uuid,
             kind=locked.kind, outcome=outcome if locked.kind == TaskKind.COMPARE else None,
             cost=cost, duration_ms=duration_ms, guideline_id=guideline_id,

@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime
 
 from django.db import connections
 from django.db.models import Model, QuerySet
-from django.db.models.sql import UpdateQuery
+from django.db.models.sql import InsertQuery, UpdateQuery
 
 ID, MOMENT, DAY, UUID, TEXT = "id", "moment", "day", "uuid", "text"
 
@@ -345,3 +345,54 @@ class PreparedInstances:
     def first(self, using: str = "default", **values) -> Model | None:
         found = self.all(using, **values)
         return found[0] if found else None
+
+
+class PreparedInsert:
+    """`Model.objects.create(**values)` for one row, its INSERT compiled once: each call only
+    prepares the values (each field's own `pre_save` and `get_db_prep_save`, as the ORM's insert
+    does) and runs the statement, which answers with the new row's id. The ORM's save() compiled
+    the statement anew every time (a tenth of the CPU of a judged pair).
+
+    Skips Model.save(): only for a model whose save() adds nothing to a new row's insert and
+    whose pre_save and post_save signals nobody hears (test_prepared checks both).
+    """
+
+    def __init__(self, model: type[Model]):
+        self.model = model
+        meta = model._meta
+        # The fields save() inserts when the primary key is the database's to choose.
+        self.fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field]
+        self._compiled: dict[str, str] = {}
+
+    def create(self, using: str = "default", **values) -> Model:
+        instance = self.model(**values)
+        connection = connections[using]
+        sql = self._compiled.get(using) or self._compile(using)
+        params = [
+            f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in self.fields
+        ]
+        pk = self.model._meta.pk
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            if connection.features.can_return_columns_from_insert:
+                (value,) = cursor.fetchone()
+            else:
+                value = connection.ops.last_insert_id(cursor, self.model._meta.db_table, pk.column)
+        setattr(instance, pk.attname, value)
+        instance._state.adding, instance._state.db = False, using
+        return instance
+
+    def compile_now(self, using: str = "default", instance: Model | None = None) -> str:
+        """The INSERT the ORM compiles for this model's save() (with placeholders)."""
+        query = InsertQuery(self.model)
+        query.insert_values(self.fields, [instance or self.model()])
+        compiler = query.get_compiler(using=using)
+        if connections[using].features.can_return_columns_from_insert:
+            compiler.returning_fields = [self.model._meta.pk]
+        ((sql, _params),) = compiler.as_sql()
+        return sql
+
+    def _compile(self, using: str) -> str:
+        sql = self.compile_now(using)
+        self._compiled[using] = sql
+        return sql

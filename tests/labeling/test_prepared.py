@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from django.db.models import IntegerField, Value
@@ -216,3 +217,35 @@ def test_postgresql_plans_the_hot_statements_once_and_a_replayed_submit_keeps_th
     assert (created, created_again, again.pk) == (True, False, first.pk)
     assignment._TASK.first(task=task.pk)
     assert task_sql in server_prepared_statements()
+
+
+@pytest.mark.django_db
+def test_the_prepared_judgment_insert_is_the_one_create_runs(project, make_user):
+    """_NEW_JUDGMENT skips Model.save(): it must run the very INSERT that create() runs, give the
+    instance what save() gives it, and nothing may listen to a judgment's save signals."""
+    from django.db import connection
+    from django.db.models.signals import post_save, pre_save
+    from django.test.utils import CaptureQueriesContext
+
+    annotator = make_user("ann", role=Role.ANNOTATOR, project=project)
+    first, second = make_page_task(project, items=1), make_page_task(project, items=1)
+    values = dict(
+        project=project, annotator=annotator, kind=first.kind, cost=Decimal("0.1250"),
+        duration_ms=1500, guideline_id=None, outcome=None,
+    )  # fmt: skip
+    with CaptureQueriesContext(connection) as by_orm:
+        made = Judgment.objects.create(task=first, client_uuid=uuid.uuid4(), **values)
+    with CaptureQueriesContext(connection) as prepared_insert:
+        ours = assignment._NEW_JUDGMENT.create(task=second, client_uuid=uuid.uuid4(), **values)
+    orm_sql = by_orm.captured_queries[-1]["sql"].split(" VALUES ")[0]
+    assert prepared_insert.captured_queries[-1]["sql"].split(" VALUES ")[0] == orm_sql
+    assert len(prepared_insert.captured_queries) == len(by_orm.captured_queries)
+    assert (ours._state.adding, ours._state.db) == (made._state.adding, made._state.db)
+    stored = Judgment.objects.get(pk=ours.pk)
+    for field in Judgment._meta.concrete_fields:
+        if field.name not in ("id", "task", "client_uuid", "created_at"):
+            assert getattr(stored, field.attname) == getattr(made, field.attname), field.name
+        if field.name != "id":
+            assert getattr(stored, field.attname) == getattr(ours, field.attname), field.name
+    assert ours.created_at is not None and ours.task_id == second.pk
+    assert not pre_save.has_listeners(Judgment) and not post_save.has_listeners(Judgment)

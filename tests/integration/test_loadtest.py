@@ -59,3 +59,4 @@ def test_short_load_test_loses_nothing_and_assigns_no_task_twice(
     assert figures["duplicated_judgments"] == 0
     assert figures["budget_mismatch"] == 0
     assert figures["next_task_ms"]["p50"] > 0
+    assert figures["machine"]["reference_loop_ms"] > 0

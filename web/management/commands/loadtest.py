@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import math
+import os
 import random
 import statistics
 import threading
@@ -42,6 +43,19 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 MAX_ANNOTATORS = 200
 MAX_SECONDS = 600
 MAX_TASKS = 1_000_000
+
+
+def reference_loop_ms(rounds: int = 3) -> float:
+    """This machine's speed as one figure: the best of `rounds` timings of a fixed pure-Python
+    loop (2,000,000 additions), taken before the run. The load test is CPU-bound on a small machine,
+    so figures from two machines compare only alongside it (README, Scale)."""
+    best = math.inf
+    for _ in range(rounds):
+        started, total = time.perf_counter(), 0
+        for i in range(2_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -199,6 +213,11 @@ class Command(BaseCommand):
         else:
             project = self.make_one_item_tasks(tasks)
         self.stdout.write(f"Project {project.slug}")
+        machine = {"cpu_count": os.cpu_count(), "reference_loop_ms": reference_loop_ms()}
+        self.stdout.write(
+            f"Machine: {machine['cpu_count']} cores, reference loop {machine['reference_loop_ms']} ms "
+            "(lower is faster; compare figures across machines by it)"
+        )
         tokens, users = self.make_annotators(project, annotators * accounts_per_seat(seconds))
         results = {
             "next_ms": [],
@@ -223,7 +242,7 @@ class Command(BaseCommand):
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - started
-        figures = self.verify(project, users, results, elapsed)
+        figures = self.verify(project, users, results, elapsed) | {"machine": machine}
         self.stdout.write(
             f"{figures['judgments']} judgments in {elapsed:.1f} s by {annotators} annotators: "
             f"{figures['judgments_per_second']} judgments/s; next task p50/p95/p99 "

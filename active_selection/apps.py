@@ -19,10 +19,17 @@ class ActiveSelectionConfig(AppConfig):
             # candidate pages the budget pays for. Planning twice creates a page once.
             tasks.create_page_tasks.delay(project_id)
 
+        # weak=False: the receivers are closures that nothing else holds; connected weakly (the
+        # default) they were collected as ready() returned in production (DEBUG=0; pytest and
+        # DEBUG kept them alive), and the follow-up work waited for the recovery sweep.
         judgment_recorded.connect(
-            queue_follow_up, dispatch_uid="active_selection.judgment_recorded"
+            queue_follow_up, dispatch_uid="active_selection.judgment_recorded", weak=False
         )
-        items_imported.connect(queue_page_planning, dispatch_uid="active_selection.items_imported")
+        items_imported.connect(
+            queue_page_planning, dispatch_uid="active_selection.items_imported", weak=False
+        )
         project_settings_changed.connect(
-            queue_page_planning, dispatch_uid="active_selection.project_settings_changed"
+            queue_page_planning,
+            dispatch_uid="active_selection.project_settings_changed",
+            weak=False,
         )

@@ -22,8 +22,11 @@ class RankingConfig(AppConfig):
             if project is not None:
                 vlm_scoring.queue_scoring(project=project)
 
-        items_imported.connect(queue_embedding, dispatch_uid="ranking.items_imported")
-        items_imported.connect(queue_vlm_scoring, dispatch_uid="ranking.vlm.items_imported")
+        # weak=False: closures nothing else holds (see active_selection/apps.py).
+        items_imported.connect(queue_embedding, dispatch_uid="ranking.items_imported", weak=False)
+        items_imported.connect(
+            queue_vlm_scoring, dispatch_uid="ranking.vlm.items_imported", weak=False
+        )
         project_settings_changed.connect(
-            queue_vlm_scoring, dispatch_uid="ranking.vlm.project_settings_changed"
+            queue_vlm_scoring, dispatch_uid="ranking.vlm.project_settings_changed", weak=False
         )

@@ -8,12 +8,13 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from django.db import OperationalError
 from django.db.utils import ConnectionHandler
 
-from config.sqlite3.base import lock_file_name
+from config.sqlite3.base import lock_file_name, process_lock
 from web.api_errors import is_database_busy
 
 
@@ -200,3 +201,48 @@ def test_a_writer_of_another_process_holds_the_others_off_until_it_is_done(datab
         if other.poll() is None:
             other.kill()
         other.wait(10)
+
+
+def test_a_forked_child_is_not_held_off_by_the_locks_its_parent_held_when_it_forked(database):
+    # Celery's prefork pool forks workers at any time. If another thread of the parent held the
+    # queue's locks at that moment, the child's copy of the process lock would stay taken, and its
+    # copy of the lock file's descriptor would keep the file lock held after the parent let go.
+    # (The parent holds the backend's two locks here but no SQLite transaction: SQLite's own lock
+    # state must not cross a fork at all.)
+    name = str(database)
+    holding, done = threading.Event(), threading.Event()
+
+    def hold():
+        holder = wrapper(database, 5)
+        lock = process_lock(name)
+        lock.acquire()
+        holder._held_process_lock = lock
+        holder._lock_file(name, timeout=5, deadline=time.monotonic() + 5)
+        holding.set()
+        done.wait(10)
+        holder._release_write_lock()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    holding.wait(10)
+    ready_read, ready_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: wait until the parent has let go, then write
+        code = 1
+        try:
+            os.close(ready_write)
+            os.read(ready_read, 1)
+            child = wrapper(database, 3)
+            begin(child)
+            commit(child)
+            child.close()
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(ready_read)
+    done.set()
+    thread.join(10)
+    os.write(ready_write, b"x")
+    os.close(ready_write)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

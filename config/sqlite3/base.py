@@ -24,6 +24,23 @@ from django.db.backends.sqlite3 import base
 _PROCESS_LOCKS: dict[str, threading.Lock] = {}
 _PROCESS_LOCKS_GUARD = threading.Lock()
 _LONGEST_PAUSE = 0.001  # seconds between two looks at the file lock
+_OPEN_LOCK_FILES: set[int] = set()  # descriptors this process holds a lock file open with
+
+
+def _new_locks_in_child() -> None:
+    # A child of fork() runs one thread: a lock another thread of the parent held would stay held
+    # in its copy forever (Celery's prefork pool forks workers at any time). And a flock belongs
+    # to the open file, not the process: the child's copies of the parent's descriptors would keep
+    # the parent's file lock held after the parent lets it go.
+    global _PROCESS_LOCKS_GUARD
+    _PROCESS_LOCKS.clear()
+    _PROCESS_LOCKS_GUARD = threading.Lock()
+    for fd in _OPEN_LOCK_FILES:
+        os.close(fd)
+    _OPEN_LOCK_FILES.clear()
+
+
+os.register_at_fork(after_in_child=_new_locks_in_child)
 
 
 def process_lock(database: str) -> threading.Lock:
@@ -45,7 +62,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._held_process_lock: threading.Lock | None = None
-        self._lock_fd: int | None = None
+        # The lock file's descriptor, opened per transaction (two system calls), with the process
+        # that opened it: a forked child has closed its copy (_new_locks_in_child).
+        self._lock_fd: tuple[int, int] | None = None
 
     def _start_transaction_under_autocommit(self):
         if self.is_in_memory_db():
@@ -65,12 +84,13 @@ class DatabaseWrapper(base.DatabaseWrapper):
             raise
 
     def _lock_file(self, name: str, *, timeout: float, deadline: float) -> None:
-        if self._lock_fd is None:
-            self._lock_fd = os.open(lock_file_name(name), os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(lock_file_name(name), os.O_RDWR | os.O_CREAT, 0o600)
+        _OPEN_LOCK_FILES.add(fd)
+        self._lock_fd = (os.getpid(), fd)
         pause = _LONGEST_PAUSE / 8
         while True:
             try:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
@@ -80,13 +100,14 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def _release_write_lock(self) -> None:
         lock, self._held_process_lock = self._held_process_lock, None
-        if lock is None:
-            return
+        opened, self._lock_fd = self._lock_fd, None
         try:
-            if self._lock_fd is not None:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            if opened is not None and opened[0] == os.getpid():
+                _OPEN_LOCK_FILES.discard(opened[1])
+                os.close(opened[1])  # releases its flock
         finally:
-            lock.release()
+            if lock is not None:
+                lock.release()
 
     def _commit(self):
         # A failed COMMIT leaves the transaction open: the rollback that follows releases it.
@@ -105,6 +126,3 @@ class DatabaseWrapper(base.DatabaseWrapper):
             return super()._close()
         finally:
             self._release_write_lock()
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)
-                self._lock_fd = None

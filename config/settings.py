@@ -110,7 +110,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         else None,
     )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Django's backend whose threads queue for the write lock in the process (config/sqlite3).
+    # Django's backend whose writers queue for the write lock instead of sleeping in SQLite's busy
+    # handler (config/sqlite3).
     DATABASES["default"]["ENGINE"] = "config.sqlite3"
     # The web server and the worker share one file: WAL lets readers go on during a write, and
     # IMMEDIATE transactions take the write lock up front instead of failing half way.

@@ -8,11 +8,15 @@ class ActiveSelectionConfig(AppConfig):
     def ready(self) -> None:
         from labeling.signals import items_imported, judgment_recorded, project_settings_changed
 
-        from . import tasks
+        from . import follow_up, tasks
 
         def queue_follow_up(sender, judgment_id: int, **kwargs) -> None:
-            # Sent after the judgment's commit, so the worker always finds it.
-            tasks.judgment_recorded.delay(judgment_id)
+            # Sent after the judgment's commit, so the worker always finds it. Eager (tests, no
+            # broker) it runs here and now; else it leaves in the next batch (follow_up).
+            if tasks.judgment_recorded.app.conf.task_always_eager:
+                tasks.judgment_recorded.delay(judgment_id)
+            else:
+                follow_up.judgments.add(judgment_id)
 
         def queue_page_planning(sender, project_id: int, **kwargs) -> None:
             # New queries, or settings (budget, strategy, band) that allow more pages: plan the

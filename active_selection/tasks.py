@@ -1,15 +1,35 @@
 """Celery entry points of active selection: thin, take ids, safe to run twice."""
 
+import logging
+
 from celery import shared_task
 
 from labeling.models import Project
 
 from . import recommendation, services, sweep
 
+log = logging.getLogger(__name__)
+
 
 @shared_task(acks_late=True)
 def judgment_recorded(judgment_id: int) -> None:
+    """One judgment's follow-up (eager mode, and messages queued before batches were sent)."""
     services.handle_judgment(judgment_id=judgment_id)
+
+
+@shared_task(acks_late=True)
+def judgments_recorded(judgment_ids: list[int]) -> None:
+    """The follow-up of a batch of judgments (active_selection.follow_up), in their order; one
+    that fails does not hold up the rest, and the task fails after them (the sweep redoes it)."""
+    failed = None
+    for judgment_id in judgment_ids:
+        try:
+            services.handle_judgment(judgment_id=judgment_id)
+        except Exception as error:
+            log.exception("follow-up of judgment %s failed", judgment_id)
+            failed = failed or error
+    if failed is not None:
+        raise failed
 
 
 @shared_task(acks_late=True)

@@ -59,12 +59,14 @@ class Workers:
 
 @pytest.fixture
 def celery_workers(transactional_db, tmp_path, settings):
+    from active_selection import follow_up
     from config.celery import app
 
     workers = Workers(f"test-{uuid.uuid4().hex[:10]}", tmp_path, settings)
     previous_queue = app.conf.task_default_queue
     app.conf.task_default_queue = workers.queue
     yield workers
+    follow_up.judgments.flush()  # this test's judgments go to this test's queue
     app.conf.task_default_queue = previous_queue
     workers.stop_all()
 

@@ -21,23 +21,51 @@ from datetime import UTC, date, datetime
 from django.db import connections
 from django.db.models import Model, QuerySet
 from django.db.models.sql import InsertQuery, UpdateQuery
+from psycopg import pq
 
 ID, MOMENT, DAY, UUID, TEXT = "id", "moment", "day", "uuid", "text"
 
 
 @contextmanager
-def pipelined(using: str = "default") -> Iterator[None]:
+def pipelined(using: str = "default", *, generic_plans: bool = False) -> Iterator[None]:
     """On PostgreSQL, the statements sent inside the block (`Prepared.send`) reach the server
     together when it ends: one round trip instead of one each (psycopg's pipeline mode). Their
     rows are read after the block, and an error of any of them is raised as it ends, as Django's
-    own error. Elsewhere (SQLite, in process) each statement runs when it is sent."""
+    own error. Elsewhere (SQLite, in process) each statement runs when it is sent.
+
+    `generic_plans`: outside a transaction, the block's statements run in one transaction of their
+    own (BEGIN and COMMIT in the same round trip) that plans each prepared statement once for any
+    values (plan_cache_mode = force_generic_plan). For statements written so that every plan
+    reads the same index entries whatever the values: PostgreSQL's default re-plans a statement
+    on every call while its estimates for the values at hand look cheaper than the generic plan's,
+    and planning can cost more than running (the annotator's progress: ~1 ms of planning for
+    ~0.3 ms of work). Inside a caller's transaction the setting is left alone (SET LOCAL would
+    outlive the block)."""
     connection = connections[using]
     if connection.vendor != "postgresql":
         yield
         return
     connection.ensure_connection()
-    with connection.wrap_database_errors, connection.connection.pipeline():
-        yield
+    if not generic_plans or not connection.get_autocommit():
+        with connection.wrap_database_errors, connection.connection.pipeline():
+            yield
+        return
+    raw = connection.connection
+    try:
+        with connection.wrap_database_errors, raw.pipeline(), raw.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            yield
+            cursor.execute("COMMIT")
+    except BaseException:
+        # A failed statement made the server skip the rest, COMMIT too: end the transaction.
+        if raw.info.transaction_status in IN_TRANSACTION:
+            with connection.cursor() as cursor:
+                cursor.execute("ROLLBACK")
+        raise
+
+
+IN_TRANSACTION = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
 
 
 def update_of(queryset: QuerySet, **values) -> UpdateQuery:

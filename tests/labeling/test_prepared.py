@@ -5,7 +5,9 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import DataError, connection
 from django.db.models import IntegerField, Value
+from psycopg import pq
 
 from labeling import assignment, guidelines, prepared, selectors, tally
 from labeling.models import Judgment, Project, Role, Task, TaskStatus
@@ -181,7 +183,6 @@ def test_a_comparison_shows_its_anchor_query_and_both_items(project, django_asse
 
 
 def server_prepared_statements() -> set[str]:
-    from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement FROM pg_prepared_statements")
@@ -223,7 +224,6 @@ def test_postgresql_plans_the_hot_statements_once_and_a_replayed_submit_keeps_th
 def test_the_prepared_judgment_insert_is_the_one_create_runs(project, make_user):
     """_NEW_JUDGMENT skips Model.save(): it must run the very INSERT that create() runs, give the
     instance what save() gives it, and nothing may listen to a judgment's save signals."""
-    from django.db import connection
     from django.db.models.signals import post_save, pre_save
     from django.test.utils import CaptureQueriesContext
 
@@ -249,3 +249,44 @@ def test_the_prepared_judgment_insert_is_the_one_create_runs(project, make_user)
             assert getattr(stored, field.attname) == getattr(ours, field.attname), field.name
     assert ours.created_at is not None and ours.task_id == second.pk
     assert not pre_save.has_listeners(Judgment) and not post_save.has_listeners(Judgment)
+
+
+def plan_cache_mode() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)  # the request's autocommit mode, as the views run
+def test_generic_plans_hold_for_the_block_only_and_a_failure_ends_its_transaction():
+    with prepared.pipelined(generic_plans=True):
+        inside = Prepared(lambda: ("SELECT current_setting('plan_cache_mode')", [])).send()
+    assert inside() == [("force_generic_plan",)]
+    assert plan_cache_mode() == "auto"
+    assert connection.connection.info.transaction_status == pq.TransactionStatus.IDLE
+
+    with pytest.raises(DataError):
+        with prepared.pipelined(generic_plans=True):
+            Prepared(lambda: ("SELECT 1 / 0", [])).send()
+    assert connection.connection.info.transaction_status == pq.TransactionStatus.IDLE
+    assert plan_cache_mode() == "auto"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_progress_statement_tests_the_open_head_row_by_row(project, make_user):
+    """The exclusions of the open queue's head stay per-row probes (SubPlans): as anti joins their
+    plan followed estimates of the annotator's judgments and could read all of them per row."""
+    annotator = make_user("ann", role=Role.ANNOTATOR, project=project)
+    make_page_task(project, items=1)
+    now = datetime.now(UTC)
+    sql, params = assignment._PROGRESS.sql(
+        user=annotator.pk, project=project.pk, now=now, day=now.date()
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    head_filter = next(line for line in plan.splitlines() if "Filter: ((NOT (SubPlan" in line)
+    assert head_filter.count("SubPlan") == 3
+    assert assignment.annotator_progress(annotator=annotator, project=project).tasks_remaining == 1

@@ -931,8 +931,14 @@ def _check_lease(*, task: Task, annotator) -> None:
 
 def _insert_grades(*, judgment: Judgment, grades: dict[int, int]) -> None:
     """bulk_create's INSERT of the judgment's grades, without asking their ids back (which would
-    cost a round trip of its own inside `pipelined`)."""
+    cost a round trip of its own inside `pipelined`). On PostgreSQL one statement for any number
+    of grades (the items and grades as two arrays), so that it is prepared once and nothing is
+    compiled per submit: building the ORM's INSERT cost a twentieth of a submit's CPU."""
     if not grades:
+        return
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_GRADES_FROM_ARRAYS, [judgment.pk, list(grades), list(grades.values())])
         return
     query = InsertQuery(ItemGrade)
     query.insert_values(
@@ -942,6 +948,10 @@ def _insert_grades(*, judgment: Judgment, grades: dict[int, int]) -> None:
 
 
 _GRADE_FIELDS = [ItemGrade._meta.get_field(name) for name in ("judgment", "item", "grade")]
+_GRADES_FROM_ARRAYS = (
+    f"INSERT INTO {ItemGrade._meta.db_table} ({', '.join(f.column for f in _GRADE_FIELDS)}) "
+    "SELECT %s, item, grade FROM unnest(%s::bigint[], %s::smallint[]) AS g (item, grade)"
+)
 
 
 def _clean_grades(

@@ -68,6 +68,33 @@ def pipelined(using: str = "default", *, generic_plans: bool = False) -> Iterato
 IN_TRANSACTION = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
 
 
+def _kept_cursors(connection) -> list | None:
+    """On PostgreSQL, the psycopg cursors the connection keeps for prepared statements (free ones;
+    a statement takes one and gives it back once its rows are read), after the checks Django makes
+    before lending a cursor. None when Django's own cursor must run the statement: elsewhere than
+    PostgreSQL, or while something listens to the connection's statements (its query log, kept under
+    DEBUG and by tests that count queries, or an execute wrapper).
+
+    A kept cursor remembers how to send its parameters and read its columns, and skips Django's
+    cursor wrapper: about 25 us less CPU per statement, a twentieth of an annotator's calls."""
+    if (
+        connection.vendor != "postgresql"
+        or connection.queries_logged
+        or connection.execute_wrappers
+    ):
+        return None
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    connection.validate_no_broken_transaction()
+    raw = connection.connection
+    kept = getattr(connection, "_pagewise_kept_cursors", None)
+    if kept is None or kept[0] is not raw:  # a new connection: the old one's cursors are gone
+        kept = (raw, [])
+        connection._pagewise_kept_cursors = kept
+    return kept[1]
+
+
 def update_of(queryset: QuerySet, **values) -> UpdateQuery:
     """The UPDATE that `queryset.update(**values)` would run, as a query to prepare."""
     query = queryset.query.chain(UpdateQuery)
@@ -130,18 +157,33 @@ class Prepared:
         `pipelined`, after the block, so that statements sent together share a round trip."""
         compiled = self._compile(using)
         sql, params = self.sql(using, **values)
-        cursor = connections[using].cursor()
-        try:
+        connection = connections[using]
+        kept = _kept_cursors(connection)
+        if kept is None:  # Django's own cursor: its query log or wrappers are listening
+            cursor = connection.cursor()
+            try:
+                cursor.execute(sql, params)
+            except BaseException:
+                cursor.close()
+                raise
+
+            def read() -> list[tuple]:
+                with cursor:
+                    return self._converted(compiled, cursor.fetchall())
+
+            return read
+
+        cursor = kept.pop() if kept else connection.create_cursor()
+        with connection.wrap_database_errors:
             cursor.execute(sql, params)
-        except BaseException:
-            cursor.close()
-            raise
 
-        def read() -> list[tuple]:
-            with cursor:
-                return self._converted(compiled, cursor.fetchall())
+        def read_kept() -> list[tuple]:
+            with connection.wrap_database_errors:
+                rows = cursor.fetchall()
+            kept.append(cursor)  # read: free for the connection's next statement
+            return self._converted(compiled, rows)
 
-        return read
+        return read_kept
 
     def _converted(self, compiled: _Compiled, rows: list) -> list[tuple]:
         if compiled.converters:

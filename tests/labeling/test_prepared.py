@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import DataError, connection
+from django.db import DataError, connection, transaction
 from django.db.models import IntegerField, Value
 from psycopg import pq
 
@@ -290,3 +290,28 @@ def test_the_progress_statement_tests_the_open_head_row_by_row(project, make_use
     head_filter = next(line for line in plan.splitlines() if "Filter: ((NOT (SubPlan" in line)
     assert head_filter.count("SubPlan") == 3
     assert assignment.annotator_progress(annotator=annotator, project=project).tasks_remaining == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_prepared_statements_reuse_the_connections_kept_cursors_and_errors_stay_djangos():
+    from django.test.utils import CaptureQueriesContext
+
+    one = Prepared(lambda: ("SELECT 1", []))
+    assert one.rows() == [(1,)]
+    kept = prepared._kept_cursors(connection)
+    assert len(kept) == 1
+    cursor = kept[0]
+    with prepared.pipelined():  # two statements in flight: the second one gets a cursor of its own
+        first, second = one.send(), one.send()
+    assert (first(), second()) == ([(1,)], [(1,)])
+    assert cursor in kept and len(kept) == 2
+
+    with pytest.raises(DataError), transaction.atomic():  # Django's error, as from its cursor
+        Prepared(lambda: ("SELECT 1 / 0", [])).rows()
+    assert one.rows() == [(1,)]
+
+    # While the query log listens (tests counting queries, DEBUG), Django's cursor runs them.
+    with CaptureQueriesContext(connection) as queries:
+        assert one.rows() == [(1,)]
+    assert [q["sql"] for q in queries.captured_queries] == ["SELECT 1"]

@@ -15,6 +15,7 @@ from decimal import Decimal
 from functools import partial
 
 from django.contrib.auth import get_user_model
+from django.contrib.postgres.expressions import ArraySubquery
 from django.core import signing
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
@@ -43,6 +44,7 @@ from .models import (
 from .money import PLACES
 from .prepared import (
     DAY,
+    GENERIC_PLANS,
     ID,
     IN_TRANSACTION,
     MOMENT,
@@ -201,32 +203,22 @@ def annotator_progress(
     claim: 1 if it leased a task, else 0), which saves counting them.
     """
     with pipelined(generic_plans=True):
-        progress = _send_progress(annotator=annotator, project=project, held=held)
-    return progress()
+        progress = _send_progress(annotator=annotator, project=project, count_held=held is None)
+    return progress(held)
 
 
-def progress_and_subject(
-    *, annotator, project: Project, task: Task | None
-) -> tuple[AnnotatorProgress, TaskSubject | None]:
-    """Right after a claim: the annotator's progress and the claimed task's subject, read
-    together (one round trip on PostgreSQL). The annotator holds exactly the task they got."""
-    with pipelined(generic_plans=True):
-        progress = _send_progress(annotator=annotator, project=project, held=1 if task else 0)
-        subject = _send_subject(task=task) if task else None
-    return progress(), subject() if subject else None
-
-
-def _send_progress(*, annotator, project: Project, held: int | None):
-    """annotator_progress's statements, sent (Prepared.send): what reads them when called."""
+def _send_progress(*, annotator, project: Project, count_held: bool):
+    """annotator_progress's statements, sent (Prepared.send): what reads them when called, given
+    the number of tasks the annotator holds unless `count_held` had them counted."""
     now = timezone.now()
     figures = _PROGRESS.send(
         user=annotator.pk, project=project.pk, now=now, day=now.astimezone(UTC).date()
     )
-    held_rows = _HELD.send(user=annotator.pk, project=project.pk, now=now) if held is None else None
+    held_rows = _HELD.send(user=annotator.pk, project=project.pk, now=now) if count_held else None
 
-    def read() -> AnnotatorProgress:
+    def read(held: int | None = None) -> AnnotatorProgress:
         (total, today, spend_units, claimable, head_full), held_now = figures()[0], held
-        if held_now is None:
+        if held_rows is not None:
             held_now = len(held_rows())
         return AnnotatorProgress(
             judgments_today=today,
@@ -256,19 +248,44 @@ def claim_next_task(
     requests of one annotator (a double click, two tabs) cannot lease two tasks; claims of
     different annotators do not wait on each other.
     """
+    task, _ = _claim(annotator=annotator, project=project, lease_seconds=lease_seconds)
+    return task
+
+
+def claim_next_task_with_progress(
+    *, annotator, project: Project, lease_seconds: int = LEASE_SECONDS
+) -> tuple[Task | None, AnnotatorProgress]:
+    """claim_next_task, and the annotator's progress right after it (they hold exactly the task
+    they got). On PostgreSQL the progress is read in the claim's own transaction and round trip."""
+    task, read_progress = _claim(
+        annotator=annotator, project=project, lease_seconds=lease_seconds, with_progress=True
+    )
+    held = 1 if task else 0
+    if read_progress is None:  # elsewhere: read after the claim
+        return task, annotator_progress(annotator=annotator, project=project, held=held)
+    return task, read_progress(held)
+
+
+def _claim(*, annotator, project: Project, lease_seconds: int, with_progress: bool = False):
+    """The claim (claim_next_task's doc), and on PostgreSQL with `with_progress` what reads the
+    annotator's progress sent with it."""
     if lease_seconds <= 0:
         raise ValueError("lease_seconds must be positive")
     now = timezone.now()
     expires = now + timedelta(seconds=lease_seconds)
+    read_progress = None
     if connection.vendor == "postgresql":
-        task = _claim_on_postgresql(annotator=annotator, project=project, now=now, expires=expires)
+        task, read_progress = _claim_on_postgresql(
+            annotator=annotator, project=project, now=now, expires=expires,
+            with_progress=with_progress,
+        )  # fmt: skip
     else:
         with transaction.atomic():
             task_id = _take_next(annotator=annotator, project=project, now=now, expires=expires)
         task = _TASK.first(task=task_id) if task_id is not None else None
     if task is not None:
         task.project = project
-    return task
+    return task, read_progress
 
 
 def _candidate_queues(*, annotator, project: Project, now) -> tuple[QuerySet[Task], ...]:
@@ -338,22 +355,34 @@ def compile_claim_statement(*, annotator, project: Project, now, expires) -> tup
     )
 
 
-def _claim_on_postgresql(*, annotator, project: Project, now, expires) -> Task | None:
+def _claim_on_postgresql(*, annotator, project: Project, now, expires, with_progress: bool):
     """PostgreSQL's claim: the annotator's lock, then the claim statement, in one transaction
     whose statements reach the server together (`pipelined`): BEGIN, the lock, the claim and
     COMMIT in one round trip. A request runs in autocommit mode, so the transaction is spelled
-    out; inside a caller's transaction, the claim is a savepoint of it."""
+    out; inside a caller's transaction, the claim is a savepoint of it.
+
+    `with_progress`: the annotator's progress statement too, after the claim (so it sees it),
+    planned generically as `pipelined(generic_plans=True)` would (not in a caller's transaction,
+    which SET LOCAL would outlive). Returns the task and what reads the progress (or None)."""
     who = {"user": annotator.pk, "project": project.pk, "now": now, "expires": expires}
+    progress = None
     if not connection.get_autocommit():
         with transaction.atomic(), pipelined():
             _LOCK_ANNOTATOR.send(user=annotator.pk)
             claimed = _CLAIM.send(**who)
+            if with_progress:
+                progress = _send_progress(annotator=annotator, project=project, count_held=False)
     else:
         try:
             with pipelined(), connection.cursor() as cursor:
                 cursor.execute("BEGIN")
                 _LOCK_ANNOTATOR.send(user=annotator.pk)
                 claimed = _CLAIM.send(**who)
+                if with_progress:
+                    cursor.execute(GENERIC_PLANS)
+                    progress = _send_progress(
+                        annotator=annotator, project=project, count_held=False
+                    )
                 cursor.execute("COMMIT")
         except BaseException:
             # A failed statement (a lock timeout, say) made the server skip the rest, COMMIT too.
@@ -364,7 +393,7 @@ def _claim_on_postgresql(*, annotator, project: Project, now, expires) -> Task |
             raise
     rows = claimed()
     # psycopg returns these columns' Python types as they are: no conversion to apply.
-    return Task.from_db(connection.alias, _TASK_ATTNAMES, rows[0]) if rows else None
+    return (Task.from_db(connection.alias, _TASK_ATTNAMES, rows[0]) if rows else None), progress
 
 
 def _take_next(*, annotator, project: Project, now, expires) -> int | None:
@@ -403,15 +432,33 @@ _TASK_WITH_PROJECT = PreparedInstances(
     related=("project",), extra=("viewer_role", "viewer_role_of", *GUIDELINE_NOW), task=ID,
     user=ID,
 )  # fmt: skip
-_LOCKED_TASK = PreparedInstances(
+
+
+def _locked_task(task, client_uuid) -> QuerySet[Task]:
     # With the judgment stored under the submit's client_uuid, if any (as of the statement's
     # start: one committed while the lock was awaited is looked up again, see _store_judgment).
-    lambda task, client_uuid: Task.objects.select_for_update(of=("self",))
-    .filter(pk=task)
-    .annotate(
-        uuid_judgment=Subquery(Judgment.objects.filter(client_uuid=client_uuid).values("pk")[:1])
+    return (
+        Task.objects.select_for_update(of=("self",))
+        .filter(pk=task)
+        .annotate(
+            uuid_judgment=Subquery(
+                Judgment.objects.filter(client_uuid=client_uuid).values("pk")[:1]
+            )
+        )
+    )
+
+
+_LOCKED_TASK = PreparedInstances(_locked_task, extra=("uuid_judgment",), task=ID, client_uuid=UUID)
+# PostgreSQL: the page's items (in their order) read in the same statement, as an array.
+_LOCKED_TASK_AND_ITEMS = PreparedInstances(
+    lambda task, client_uuid: _locked_task(task, client_uuid).annotate(
+        page_items=ArraySubquery(
+            PageSlot.objects.filter(page_id=OuterRef("page_id"))
+            .order_by("position")
+            .values("item_id")
+        )
     ),
-    extra=("uuid_judgment",), task=ID, client_uuid=UUID,
+    extra=("uuid_judgment", "page_items"), task=ID, client_uuid=UUID,
 )  # fmt: skip
 _LOCK_ANNOTATOR = Prepared(
     # NO KEY: inserts that reference the user (judgments, leases) are not blocked by this lock.
@@ -704,11 +751,16 @@ def _store_judgment(
     *, task: Task, annotator, client_uuid, grades, outcome, duration_ms, guideline_version
 ) -> tuple[Judgment, bool]:
     with transaction.atomic():
-        # BEGIN, the task's lock and the page's items reach the server together (`pipelined`).
+        # BEGIN, the task's lock and the page's items reach the server together (`pipelined`);
+        # on PostgreSQL the items come with the locked task.
         with pipelined():
-            locked_rows = _LOCKED_TASK.send(task=task.pk, client_uuid=client_uuid)
-            page = task.kind == TaskKind.GRADE_PAGE
-            page_rows = _PAGE_ITEM_IDS.send(page=task.page_id) if page else None
+            if connection.vendor == "postgresql":
+                locked_rows = _LOCKED_TASK_AND_ITEMS.send(task=task.pk, client_uuid=client_uuid)
+                page_rows = None
+            else:
+                locked_rows = _LOCKED_TASK.send(task=task.pk, client_uuid=client_uuid)
+                page = task.kind == TaskKind.GRADE_PAGE
+                page_rows = _PAGE_ITEM_IDS.send(page=task.page_id) if page else None
         found = locked_rows()
         if not found:
             raise NotFound(f"No task '{task.pk}'.")
@@ -733,7 +785,7 @@ def _store_judgment(
                     "A page is graded, not compared: send grades, not a choice.",
                     fields={"choice": ["not allowed for a page"]},
                 )
-            page_items = [item_id for (item_id,) in page_rows()]
+            page_items = locked.page_items if page_rows is None else [i for (i,) in page_rows()]
             cleaned = _clean_grades(
                 task=locked, grades=grades, max_grade=project.max_grade, page_items=page_items
             )

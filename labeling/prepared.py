@@ -54,7 +54,7 @@ def pipelined(using: str = "default", *, generic_plans: bool = False) -> Iterato
     try:
         with connection.wrap_database_errors, raw.pipeline(), raw.cursor() as cursor:
             cursor.execute("BEGIN")
-            cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            cursor.execute(GENERIC_PLANS)
             yield
             cursor.execute("COMMIT")
     except BaseException:
@@ -66,6 +66,7 @@ def pipelined(using: str = "default", *, generic_plans: bool = False) -> Iterato
 
 
 IN_TRANSACTION = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
+GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
 
 
 def _kept_cursors(connection) -> list | None:

@@ -44,9 +44,7 @@ from .models import (
 from .money import PLACES
 from .prepared import (
     DAY,
-    GENERIC_PLANS,
     ID,
-    IN_TRANSACTION,
     MOMENT,
     TEXT,
     UUID,
@@ -358,39 +356,18 @@ def compile_claim_statement(*, annotator, project: Project, now, expires) -> tup
 def _claim_on_postgresql(*, annotator, project: Project, now, expires, with_progress: bool):
     """PostgreSQL's claim: the annotator's lock, then the claim statement, in one transaction
     whose statements reach the server together (`pipelined`): BEGIN, the lock, the claim and
-    COMMIT in one round trip. A request runs in autocommit mode, so the transaction is spelled
-    out; inside a caller's transaction, the claim is a savepoint of it.
+    COMMIT in one round trip (inside a caller's transaction, a savepoint of it).
 
-    `with_progress`: the annotator's progress statement too, after the claim (so it sees it),
-    planned generically as `pipelined(generic_plans=True)` would (not in a caller's transaction,
-    which SET LOCAL would outlive). Returns the task and what reads the progress (or None)."""
+    `with_progress`: the annotator's progress statement too, after the claim (so it sees it), the
+    transaction's statements planned generically (see `pipelined`). Returns the task and what
+    reads the progress (or None)."""
     who = {"user": annotator.pk, "project": project.pk, "now": now, "expires": expires}
     progress = None
-    if not connection.get_autocommit():
-        with transaction.atomic(), pipelined():
-            _LOCK_ANNOTATOR.send(user=annotator.pk)
-            claimed = _CLAIM.send(**who)
-            if with_progress:
-                progress = _send_progress(annotator=annotator, project=project, count_held=False)
-    else:
-        try:
-            with pipelined(), connection.cursor() as cursor:
-                cursor.execute("BEGIN")
-                _LOCK_ANNOTATOR.send(user=annotator.pk)
-                claimed = _CLAIM.send(**who)
-                if with_progress:
-                    cursor.execute(GENERIC_PLANS)
-                    progress = _send_progress(
-                        annotator=annotator, project=project, count_held=False
-                    )
-                cursor.execute("COMMIT")
-        except BaseException:
-            # A failed statement (a lock timeout, say) made the server skip the rest, COMMIT too.
-            raw = connection.connection
-            if raw is not None and raw.info.transaction_status in IN_TRANSACTION:
-                with connection.cursor() as cursor:
-                    cursor.execute("ROLLBACK")
-            raise
+    with pipelined(transaction=True, generic_plans=with_progress):
+        _LOCK_ANNOTATOR.send(user=annotator.pk)
+        claimed = _CLAIM.send(**who)
+        if with_progress:
+            progress = _send_progress(annotator=annotator, project=project, count_held=False)
     rows = claimed()
     # psycopg returns these columns' Python types as they are: no conversion to apply.
     return (Task.from_db(connection.alias, _TASK_ATTNAMES, rows[0]) if rows else None), progress

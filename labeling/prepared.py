@@ -17,8 +17,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from operator import methodcaller
 
 from django.db import connections
+from django.db import transaction as db_transaction
 from django.db.models import Model, QuerySet
 from django.db.models.sql import InsertQuery, UpdateQuery
 from psycopg import pq
@@ -27,26 +29,36 @@ ID, MOMENT, DAY, UUID, TEXT = "id", "moment", "day", "uuid", "text"
 
 
 @contextmanager
-def pipelined(using: str = "default", *, generic_plans: bool = False) -> Iterator[None]:
+def pipelined(
+    using: str = "default", *, transaction: bool = False, generic_plans: bool = False
+) -> Iterator[None]:
     """On PostgreSQL, the statements sent inside the block (`Prepared.send`) reach the server
     together when it ends: one round trip instead of one each (psycopg's pipeline mode). Their
     rows are read after the block, and an error of any of them is raised as it ends, as Django's
     own error. Elsewhere (SQLite, in process) each statement runs when it is sent.
 
-    `generic_plans`: outside a transaction, the block's statements run in one transaction of their
-    own (BEGIN and COMMIT in the same round trip) that plans each prepared statement once for any
-    values (plan_cache_mode = force_generic_plan). For statements written so that every plan
-    reads the same index entries whatever the values: PostgreSQL's default re-plans a statement
-    on every call while its estimates for the values at hand look cheaper than the generic plan's,
-    and planning can cost more than running (the annotator's progress: ~1 ms of planning for
-    ~0.3 ms of work). Inside a caller's transaction the setting is left alone (SET LOCAL would
-    outlive the block)."""
+    `transaction`: the block's statements are one transaction. A request runs in autocommit mode,
+    so the transaction is spelled out, BEGIN and COMMIT in the same round trip (a failure inside
+    rolls it back); inside a caller's transaction, the block is a savepoint of it.
+
+    `generic_plans`: outside a caller's transaction, the block's statements run in one transaction
+    of their own (as `transaction`) that plans each prepared statement once for any values
+    (plan_cache_mode = force_generic_plan). For statements written so that every plan reads the
+    same index entries whatever the values: PostgreSQL's default re-plans a statement on every call
+    while its estimates for the values at hand look cheaper than the generic plan's, and planning
+    can cost more than running (the annotator's progress: ~1 ms of planning for ~0.3 ms of work).
+    Inside a caller's transaction the setting is left alone (SET LOCAL would outlive the block)."""
     connection = connections[using]
     if connection.vendor != "postgresql":
         yield
         return
     connection.ensure_connection()
-    if not generic_plans or not connection.get_autocommit():
+    if not connection.get_autocommit() and transaction:
+        with db_transaction.atomic(using), connection.wrap_database_errors:
+            with connection.connection.pipeline():
+                yield
+        return
+    if not connection.get_autocommit() or not (transaction or generic_plans):
         with connection.wrap_database_errors, connection.connection.pipeline():
             yield
         return
@@ -54,19 +66,20 @@ def pipelined(using: str = "default", *, generic_plans: bool = False) -> Iterato
     try:
         with connection.wrap_database_errors, raw.pipeline(), raw.cursor() as cursor:
             cursor.execute("BEGIN")
-            cursor.execute(GENERIC_PLANS)
+            if generic_plans:
+                cursor.execute(_GENERIC_PLANS)
             yield
             cursor.execute("COMMIT")
     except BaseException:
         # A failed statement made the server skip the rest, COMMIT too: end the transaction.
-        if raw.info.transaction_status in IN_TRANSACTION:
+        if raw.info.transaction_status in _IN_TRANSACTION:
             with connection.cursor() as cursor:
                 cursor.execute("ROLLBACK")
         raise
 
 
-IN_TRANSACTION = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
-GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
+_IN_TRANSACTION = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
+_GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
 
 
 def _kept_cursors(connection) -> list | None:
@@ -161,30 +174,27 @@ class Prepared:
         connection = connections[using]
         kept = _kept_cursors(connection)
         if kept is None:  # Django's own cursor: its query log or wrappers are listening
-            cursor = connection.cursor()
-            try:
+            cursor, done = connection.cursor(), methodcaller("close")
+        else:  # a kept cursor goes back to the connection once its rows are read
+            cursor, done = (kept.pop() if kept else connection.create_cursor()), kept.append
+        try:
+            with connection.wrap_database_errors:
                 cursor.execute(sql, params)
+        except BaseException:
+            cursor.close()
+            raise
+
+        def read() -> list[tuple]:
+            try:
+                with connection.wrap_database_errors:
+                    rows = cursor.fetchall()
             except BaseException:
                 cursor.close()
                 raise
-
-            def read() -> list[tuple]:
-                with cursor:
-                    return self._converted(compiled, cursor.fetchall())
-
-            return read
-
-        cursor = kept.pop() if kept else connection.create_cursor()
-        with connection.wrap_database_errors:
-            cursor.execute(sql, params)
-
-        def read_kept() -> list[tuple]:
-            with connection.wrap_database_errors:
-                rows = cursor.fetchall()
-            kept.append(cursor)  # read: free for the connection's next statement
+            done(cursor)
             return self._converted(compiled, rows)
 
-        return read_kept
+        return read
 
     def _converted(self, compiled: _Compiled, rows: list) -> list[tuple]:
         if compiled.converters:

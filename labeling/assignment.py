@@ -414,18 +414,17 @@ _TASK_WITH_PROJECT = PreparedInstances(
 def _locked_task(task, client_uuid) -> QuerySet[Task]:
     # With the judgment stored under the submit's client_uuid, if any (as of the statement's
     # start: one committed while the lock was awaited is looked up again, see _store_judgment).
-    return (
-        Task.objects.select_for_update(of=("self",))
-        .filter(pk=task)
-        .annotate(
-            uuid_judgment=Subquery(
-                Judgment.objects.filter(client_uuid=client_uuid).values("pk")[:1]
-            )
-        )
+    # Locked by the clause below: the transaction is spelled out (`pipelined`), and Django does not
+    # compile select_for_update where it sees autocommit.
+    return Task.objects.filter(pk=task).annotate(
+        uuid_judgment=Subquery(Judgment.objects.filter(client_uuid=client_uuid).values("pk")[:1])
     )
 
 
-_LOCKED_TASK = PreparedInstances(_locked_task, extra=("uuid_judgment",), task=ID, client_uuid=UUID)
+_TASK_LOCK = f' FOR UPDATE OF "{Task._meta.db_table}"'
+_LOCKED_TASK = PreparedInstances(
+    _locked_task, extra=("uuid_judgment",), locking=_TASK_LOCK, task=ID, client_uuid=UUID
+)
 # PostgreSQL: the page's items (in their order) read in the same statement, as an array.
 _LOCKED_TASK_AND_ITEMS = PreparedInstances(
     lambda task, client_uuid: _locked_task(task, client_uuid).annotate(
@@ -435,7 +434,7 @@ _LOCKED_TASK_AND_ITEMS = PreparedInstances(
             .values("item_id")
         )
     ),
-    extra=("uuid_judgment", "page_items"), task=ID, client_uuid=UUID,
+    extra=("uuid_judgment", "page_items"), locking=_TASK_LOCK, task=ID, client_uuid=UUID,
 )  # fmt: skip
 _LOCK_ANNOTATOR = Prepared(
     # NO KEY: inserts that reference the user (judgments, leases) are not blocked by this lock.
@@ -727,18 +726,15 @@ def submit_judgment(
 def _store_judgment(
     *, task: Task, annotator, client_uuid, grades, outcome, duration_ms, guideline_version
 ) -> tuple[Judgment, bool]:
-    with transaction.atomic():
-        # BEGIN, the task's lock and the page's items reach the server together (`pipelined`);
-        # on PostgreSQL the items come with the locked task.
-        with pipelined():
-            if connection.vendor == "postgresql":
-                locked_rows = _LOCKED_TASK_AND_ITEMS.send(task=task.pk, client_uuid=client_uuid)
-                page_rows = None
-            else:
-                locked_rows = _LOCKED_TASK.send(task=task.pk, client_uuid=client_uuid)
-                page = task.kind == TaskKind.GRADE_PAGE
-                page_rows = _PAGE_ITEM_IDS.send(page=task.page_id) if page else None
-        found = locked_rows()
+    # Two round trips on PostgreSQL (`pipelined`): BEGIN, the task's lock and the page's items
+    # (read with the locked task); then the judgment with its grades (one statement), the task's
+    # release and COMMIT. Elsewhere one transaction (`atomic`), a statement at a time.
+    postgresql = connection.vendor == "postgresql"
+    with pipelined(transaction=True):
+        if postgresql:
+            found = _LOCKED_TASK_AND_ITEMS.all(task=task.pk, client_uuid=client_uuid)
+        else:
+            found = _LOCKED_TASK.all(task=task.pk, client_uuid=client_uuid)
         if not found:
             raise NotFound(f"No task '{task.pk}'.")
         locked = found[0]
@@ -762,7 +758,7 @@ def _store_judgment(
                     "A page is graded, not compared: send grades, not a choice.",
                     fields={"choice": ["not allowed for a page"]},
                 )
-            page_items = locked.page_items if page_rows is None else [i for (i,) in page_rows()]
+            page_items = locked.page_items if postgresql else None
             cleaned = _clean_grades(
                 task=locked, grades=grades, max_grade=project.max_grade, page_items=page_items
             )
@@ -780,29 +776,31 @@ def _store_judgment(
                 )
             cleaned = {}
             cost = project.compare_cost
-        judgment = _NEW_JUDGMENT.create(
+        made = _NEW_JUDGMENT.send(
             task=locked, project=project, annotator=annotator, client_uuid=client_uuid,
             kind=locked.kind, outcome=outcome if locked.kind == TaskKind.COMPARE else None,
             cost=cost, duration_ms=duration_ms, guideline_id=guideline_id,
+            with_rows=(_GRADES_OF_NEW, [list(cleaned), list(cleaned.values())])
+            if postgresql else None,
         )  # fmt: skip
-        # What the response shows, known here: no query to read them back.
-        judgment.submitted_grades, judgment.guideline_version = cleaned, version
+        if not postgresql:
+            _insert_grades(judgment=made(), grades=cleaned)
         # One judgment asked for (the default): this one closes the task, nothing to count.
         judged = (
             Judgment.objects.filter(task=locked, supersedes__isnull=True).count()
             if locked.judgments_required > 1
             else 1
         )
-        # The grades and the task's release reach the server together: nothing is read back.
-        with pipelined():
-            _insert_grades(judgment=judgment, grades=cleaned)
-            _RELEASE.send(
-                task=locked.pk,
-                status=TaskStatus.DONE if judged >= locked.judgments_required else TaskStatus.OPEN,
-            )
-        transaction.on_commit(
-            partial(announce, judgment_recorded, judgment_id=judgment.pk, project_id=project.pk)
+        _RELEASE.send(
+            task=locked.pk,
+            status=TaskStatus.DONE if judged >= locked.judgments_required else TaskStatus.OPEN,
         )
+    judgment = made()
+    # What the response shows, known here: no query to read them back.
+    judgment.submitted_grades, judgment.guideline_version = cleaned, version
+    transaction.on_commit(  # now (committed), or at the commit of a caller's transaction
+        partial(announce, judgment_recorded, judgment_id=judgment.pk, project_id=project.pk)
+    )
     return judgment, True
 
 
@@ -980,6 +978,10 @@ _GRADE_FIELDS = [ItemGrade._meta.get_field(name) for name in ("judgment", "item"
 _GRADES_FROM_ARRAYS = (
     f"INSERT INTO {ItemGrade._meta.db_table} ({', '.join(f.column for f in _GRADE_FIELDS)}) "
     "SELECT %s, item, grade FROM unnest(%s::bigint[], %s::smallint[]) AS g (item, grade)"
+)
+# The same INSERT, as part of the new judgment's (PreparedInsert.send's `with_rows`).
+_GRADES_OF_NEW = _GRADES_FROM_ARRAYS.replace("SELECT %s,", "SELECT new.id,").replace(
+    "FROM unnest", "FROM new, unnest"
 )
 
 

@@ -39,7 +39,10 @@ def pipelined(
 
     `transaction`: the block's statements are one transaction. A request runs in autocommit mode,
     so the transaction is spelled out, BEGIN and COMMIT in the same round trip (a failure inside
-    rolls it back); inside a caller's transaction, the block is a savepoint of it.
+    rolls it back); inside a caller's transaction, the block is a savepoint of it. Rows read inside
+    the block (a lock's, say) cost a round trip of their own, the rest is sent with the COMMIT. The
+    block is not Django's `atomic`: code that waits for the commit (`on_commit`) comes after it.
+    Elsewhere than PostgreSQL, the block is `atomic`.
 
     `generic_plans`: outside a caller's transaction, the block's statements run in one transaction
     of their own (as `transaction`) that plans each prepared statement once for any values
@@ -50,7 +53,11 @@ def pipelined(
     Inside a caller's transaction the setting is left alone (SET LOCAL would outlive the block)."""
     connection = connections[using]
     if connection.vendor != "postgresql":
-        yield
+        if transaction:
+            with db_transaction.atomic(using):
+                yield
+        else:
+            yield
         return
     connection.ensure_connection()
     if not connection.get_autocommit() and transaction:
@@ -143,10 +150,20 @@ class Prepared:
     aware datetime), DAY (a date), UUID or TEXT. Every argument must reach the SQL unchanged or
     adapted the way the ORM adapts it; an argument the compiled SQL does not show is an error at
     compile time. Constants are written into the SQL (`inline_constants`).
+
+    `locking`: a clause written after the SQL (`FOR UPDATE OF ...`) where rows can be locked, for
+    a locking read run in a transaction spelled out by `pipelined`, where Django would refuse to
+    compile select_for_update (it sees autocommit).
     """
 
-    def __init__(self, build: Callable[..., QuerySet | UpdateQuery | tuple], **kinds: str):
-        self.build, self.kinds = build, kinds
+    def __init__(
+        self,
+        build: Callable[..., QuerySet | UpdateQuery | tuple],
+        *,
+        locking: str = "",
+        **kinds: str,
+    ):
+        self.build, self.kinds, self.locking = build, kinds, locking
         self._compiled: dict[str, _Compiled] = {}
         self._lock = threading.Lock()
 
@@ -223,7 +240,11 @@ class Prepared:
         """The statement compiled from scratch with these values (what the prepared one must
         equal)."""
         sql, params, _ = _compiled_sql(self.build(**values), using)
-        return sql, list(params)
+        return sql + self._locking(using), list(params)
+
+    def _locking(self, using: str) -> str:
+        # Where rows cannot be locked (SQLite: a writer holds the whole database), no clause.
+        return self.locking if connections[using].features.has_select_for_update else ""
 
     def _compile(self, using: str) -> _Compiled:
         compiled = self._compiled.get(using)
@@ -239,6 +260,7 @@ class Prepared:
         connection = connections[using]
         built = self.build(**self.stand_ins())
         sql, params, compiler = _compiled_sql(built, using)
+        sql += self._locking(using)
         other_sql, other_params = self.compile_now(using, **self.stand_ins(draw=1))
         if other_sql != sql or len(other_params) != len(params):
             raise ValueError("A prepared statement's SQL must not depend on its arguments' values")
@@ -378,12 +400,14 @@ class PreparedInstances:
         *,
         related: tuple[str, ...] = (),
         extra: tuple[str, ...] = (),
+        locking: str = "",
         **kinds: str,
     ):
         self.related, self.extra = related, extra
         self.statement = Prepared(
-            lambda **values: build(**values).values_list(*self._columns(build, values)), **kinds
-        )
+            lambda **values: build(**values).values_list(*self._columns(build, values)),
+            locking=locking, **kinds,
+        )  # fmt: skip
         self._layout = None
 
     def _columns(self, build, values) -> list[str]:
@@ -446,6 +470,16 @@ class PreparedInsert:
         self._compiled: dict[str, str] = {}
 
     def create(self, using: str = "default", **values) -> Model:
+        return self.send(using, **values)()
+
+    def send(
+        self, using: str = "default", *, with_rows: tuple[str, list] | None = None, **values
+    ) -> Callable[[], Model]:
+        """As `create`, the INSERT run now; what returns the new instance (its id read back) when
+        called: inside `pipelined`, after the block, so that the INSERT shares its round trip.
+
+        `with_rows` (PostgreSQL): (sql, params) of an INSERT of rows referring to the new one, run
+        by the same statement; its SQL reads the new row's id as `new.id` (`... FROM new, ...`)."""
         instance = self.model(**values)
         connection = connections[using]
         sql = self._compiled.get(using)
@@ -454,16 +488,36 @@ class PreparedInsert:
         params = [
             f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in self.fields
         ]
+        if with_rows is not None:
+            if connection.vendor != "postgresql":
+                raise ValueError("with_rows needs PostgreSQL's INSERT inside WITH")
+            sql = f"WITH new AS ({sql}), _rows AS ({with_rows[0]}) SELECT id FROM new"
+            params += with_rows[1]
         pk = self.model._meta.pk
-        with connection.cursor() as cursor:
+        cursor = connection.cursor()
+        try:
             cursor.execute(sql, params)
-            if connection.features.can_return_columns_from_insert:
-                (value,) = cursor.fetchone()
-            else:
-                value = connection.ops.last_insert_id(cursor, self.model._meta.db_table, pk.column)
-        setattr(instance, pk.attname, value)
-        instance._state.adding, instance._state.db = False, using
-        return instance
+        except BaseException:
+            cursor.close()
+            raise
+        made = []
+
+        def read() -> Model:
+            if made:
+                return made[0]
+            with cursor:
+                if connection.features.can_return_columns_from_insert:
+                    (value,) = cursor.fetchone()
+                else:
+                    value = connection.ops.last_insert_id(
+                        cursor, self.model._meta.db_table, pk.column
+                    )
+            setattr(instance, pk.attname, value)
+            instance._state.adding, instance._state.db = False, using
+            made.append(instance)
+            return instance
+
+        return read
 
     def compile_now(self, using: str = "default") -> str:
         """The INSERT the ORM compiles for this model's save() (with placeholders)."""

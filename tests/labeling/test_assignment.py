@@ -9,7 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import OperationalError, connection, connections
+from django.db import IntegrityError, OperationalError, connection, connections
 from django.utils import timezone
 
 from labeling import assignment
@@ -595,6 +595,36 @@ def test_a_claim_that_times_out_is_rolled_back_and_leaves_the_connection_usable(
 
     assert Task.objects.get(pk=task.pk).status == TaskStatus.OPEN
     assert assignment.claim_next_task(annotator=annotator, project=project).pk == task.pk
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_submit_whose_writes_fail_stores_nothing_and_leaves_the_connection_usable(
+    project, annotator
+):
+    """A submit's judgment, grades, release and COMMIT go to PostgreSQL together, after the locked
+    read: when a write fails the server skips the rest, and the submit rolls its transaction back."""
+    task = make_page_task(project, items=2)
+    assignment.claim_next_task(annotator=annotator, project=project)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "ALTER TABLE labeling_itemgrade ADD CONSTRAINT test_no_grade_4 CHECK (grade < 4)"
+        )
+    try:
+        with pytest.raises(IntegrityError, match="test_no_grade_4"):
+            submit_page(task, annotator, grade=4)
+        assert connection.get_autocommit() and not connection.connection.info.transaction_status
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE labeling_itemgrade DROP CONSTRAINT test_no_grade_4")
+
+    assert not Judgment.objects.exists() and not ItemGrade.objects.exists()
+    task.refresh_from_db()
+    assert task.status == TaskStatus.LEASED and task.assignee_id == annotator.pk
+    judgment, created = submit_page(task, annotator, grade=4)
+    assert created and sorted(judgment.grades.values_list("grade", flat=True)) == [4, 4]
+    task.refresh_from_db()
+    assert task.status == TaskStatus.DONE
 
 
 @pytest.mark.postgres

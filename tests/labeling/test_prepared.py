@@ -298,6 +298,7 @@ def test_prepared_statements_reuse_the_connections_kept_cursors_and_errors_stay_
     from django.test.utils import CaptureQueriesContext
 
     one = Prepared(lambda: ("SELECT 1", []))
+    prepared._kept_cursors(connection).clear()  # what earlier tests on this connection left
     assert one.rows() == [(1,)]
     kept = prepared._kept_cursors(connection)
     assert len(kept) == 1

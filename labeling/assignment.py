@@ -246,34 +246,42 @@ def claim_next_task(
     requests of one annotator (a double click, two tabs) cannot lease two tasks; claims of
     different annotators do not wait on each other.
     """
-    task, _ = _claim(annotator=annotator, project=project, lease_seconds=lease_seconds)
+    task, _, _ = _claim(annotator=annotator, project=project, lease_seconds=lease_seconds)
     return task
 
 
 def claim_next_task_with_progress(
     *, annotator, project: Project, lease_seconds: int = LEASE_SECONDS
-) -> tuple[Task | None, AnnotatorProgress]:
-    """claim_next_task, and the annotator's progress right after it (they hold exactly the task
-    they got). On PostgreSQL the progress is read in the claim's own transaction and round trip."""
-    task, read_progress = _claim(
+) -> tuple[Task | None, AnnotatorProgress, TaskSubject | None]:
+    """claim_next_task, the annotator's progress right after it (they hold exactly the task they
+    got) and the task's subject (None without a task): what the next-task answer shows. On
+    PostgreSQL the progress and a page's subject are read in the claim's own transaction and round
+    trip."""
+    task, read_progress, read_slots = _claim(
         annotator=annotator, project=project, lease_seconds=lease_seconds, with_progress=True
     )
     held = 1 if task else 0
     if read_progress is None:  # elsewhere: read after the claim
-        return task, annotator_progress(annotator=annotator, project=project, held=held)
-    return task, read_progress(held)
+        progress = annotator_progress(annotator=annotator, project=project, held=held)
+    else:
+        progress = read_progress(held)
+    if task is None:
+        return None, progress, None
+    slots = read_slots() if read_slots is not None else None
+    # No slots read: a comparison's items, a page without items, or elsewhere than PostgreSQL.
+    return task, progress, _page_subject(slots) if slots else task_subject(task=task)
 
 
 def _claim(*, annotator, project: Project, lease_seconds: int, with_progress: bool = False):
-    """The claim (claim_next_task's doc), and on PostgreSQL with `with_progress` what reads the
-    annotator's progress sent with it."""
+    """The claim (claim_next_task's doc); on PostgreSQL with `with_progress`, what reads the
+    annotator's progress and what reads the claimed page's slots, sent with it (else None)."""
     if lease_seconds <= 0:
         raise ValueError("lease_seconds must be positive")
     now = timezone.now()
     expires = now + timedelta(seconds=lease_seconds)
-    read_progress = None
+    read_progress = read_slots = None
     if connection.vendor == "postgresql":
-        task, read_progress = _claim_on_postgresql(
+        task, read_progress, read_slots = _claim_on_postgresql(
             annotator=annotator, project=project, now=now, expires=expires,
             with_progress=with_progress,
         )  # fmt: skip
@@ -283,7 +291,7 @@ def _claim(*, annotator, project: Project, lease_seconds: int, with_progress: bo
         task = _TASK.first(task=task_id) if task_id is not None else None
     if task is not None:
         task.project = project
-    return task, read_progress
+    return task, read_progress, read_slots
 
 
 def _candidate_queues(*, annotator, project: Project, now) -> tuple[QuerySet[Task], ...]:
@@ -358,19 +366,25 @@ def _claim_on_postgresql(*, annotator, project: Project, now, expires, with_prog
     whose statements reach the server together (`pipelined`): BEGIN, the lock, the claim and
     COMMIT in one round trip (inside a caller's transaction, a savepoint of it).
 
-    `with_progress`: the annotator's progress statement too, after the claim (so it sees it), the
-    transaction's statements planned generically (see `pipelined`). Returns the task and what
-    reads the progress (or None)."""
+    `with_progress`: the annotator's progress statement too, after the claim (so it sees it), and
+    the slots of the page the claim leased (found by the lease it just wrote: empty for a
+    comparison), the transaction's statements planned generically (see `pipelined`). Returns the
+    task, what reads the progress and what reads the slots (or None, None)."""
     who = {"user": annotator.pk, "project": project.pk, "now": now, "expires": expires}
-    progress = None
+    progress = slots = None
     with pipelined(transaction=True, generic_plans=with_progress):
         _LOCK_ANNOTATOR.send(user=annotator.pk)
         claimed = _CLAIM.send(**who)
         if with_progress:
             progress = _send_progress(annotator=annotator, project=project, count_held=False)
+            slots = _CLAIMED_PAGE_SLOTS.send(user=annotator.pk, project=project.pk, expires=expires)
     rows = claimed()
     # psycopg returns these columns' Python types as they are: no conversion to apply.
-    return (Task.from_db(connection.alias, _TASK_ATTNAMES, rows[0]) if rows else None), progress
+    return (
+        (Task.from_db(connection.alias, _TASK_ATTNAMES, rows[0]) if rows else None),
+        progress,
+        slots,
+    )
 
 
 def _take_next(*, annotator, project: Project, now, expires) -> int | None:
@@ -568,11 +582,33 @@ _PAGE_ITEM_IDS = Prepared(
     page=ID,
 )
 _SUBJECT_QUERY = {"query_external_id": F("query__external_id"), "query_text": F("query__text")}
+
+
+def _page_slots_queryset(page) -> QuerySet[PageSlot]:
+    return (
+        PageSlot.objects.filter(page_id=page)
+        .order_by("position")
+        .annotate(
+            query_external_id=F("page__query__external_id"), query_text=F("page__query__text")
+        )
+    )
+
+
 _PAGE_SLOTS = PreparedInstances(
-    lambda page: PageSlot.objects.filter(page_id=page)
-    .order_by("position")
-    .annotate(query_external_id=F("page__query__external_id"), query_text=F("page__query__text")),
-    related=("item",), extra=tuple(_SUBJECT_QUERY), page=ID,
+    _page_slots_queryset, related=("item",), extra=tuple(_SUBJECT_QUERY), page=ID
+)
+# The slots of the page the annotator's claim just leased, in the claim's transaction: the task
+# is the one leased to them until `expires` (the claim wrote it; none for a comparison).
+_CLAIMED_PAGE_SLOTS = PreparedInstances(
+    lambda user, project, expires: _page_slots_queryset(
+        Subquery(
+            Task.objects.filter(
+                project_id=project, assignee_id=user, status=TaskStatus.LEASED,
+                lease_expires_at=expires,
+            ).values("page_id")[:1]
+        )
+    ),
+    related=("item",), extra=tuple(_SUBJECT_QUERY), user=ID, project=ID, expires=MOMENT,
 )  # fmt: skip
 _PAGE_QUERY = Prepared(
     lambda page: CandidatePage.objects.filter(pk=page).values_list(
@@ -610,8 +646,7 @@ def _send_subject(*, task: Task):
             slots = page_slots()
             if not slots:  # a page without items (none is planned so): its query alone
                 return TaskSubject(*_PAGE_QUERY.first(page=task.page_id), items=[])
-            items = [(slot.item, slot.position) for slot in slots]
-            return TaskSubject(slots[0].query_external_id, slots[0].query_text, items)
+            return _page_subject(slots)
 
         return read_page
     pair = _PAIR_ITEMS.send(anchor=task.anchor_id, other=task.other_id)
@@ -624,6 +659,12 @@ def _send_subject(*, task: Task):
         )
 
     return read_pair
+
+
+def _page_subject(slots: list[PageSlot]) -> TaskSubject:
+    """A page's subject from its slots (read with their items and the query)."""
+    items = [(slot.item, slot.position) for slot in slots]
+    return TaskSubject(slots[0].query_external_id, slots[0].query_text, items)
 
 
 # --- compare sides --------------------------------------------------------------------------

@@ -350,10 +350,9 @@ class NextTaskApi(APIView):
         project = selectors.project_for(
             user=request.user, slug=slug, roles=assignment.ANNOTATING_ROLES
         )
-        task, progress = assignment.claim_next_task_with_progress(
+        task, progress, subject = assignment.claim_next_task_with_progress(
             annotator=request.user, project=project
         )
-        subject = assignment.task_subject(task=task) if task else None
         is_lead = is_lead_of(user=request.user, project=project)
         body = {
             "task": task_payload(request, task, is_lead=is_lead, subject=subject) if task else None,

@@ -55,6 +55,39 @@ def submit_page(task, annotator, *, client_uuid=None, grade: int = 2):
 
 
 @pytest.mark.django_db
+def test_the_next_task_comes_with_its_progress_and_its_subject(project, annotator, make_user):
+    """On PostgreSQL a page's subject is read in the claim's round trip (by the lease the claim
+    wrote), a comparison's after it: either way it is the task's own."""
+    others_page = make_page_task(project, items=3, priority=5)
+    pair = make_compare_task(project, priority=1)
+    other = make_user("other-annotator", role=Role.ANNOTATOR, project=project)
+    assert assignment.claim_next_task(annotator=other, project=project).pk == others_page.pk
+    page = make_page_task(project, items=2, priority=3)
+
+    for _ in range(2):  # claimed, then held: the lease renewed, the same page shown
+        task, progress, subject = assignment.claim_next_task_with_progress(
+            annotator=annotator, project=project
+        )
+        assert task.pk == page.pk and progress.tasks_remaining == 2
+        assert [item.pk for item, _ in subject.items] == page_item_ids(page)
+        assert subject == assignment.task_subject(task=task)
+    submit_page(task, annotator)
+
+    task, progress, subject = assignment.claim_next_task_with_progress(
+        annotator=annotator, project=project
+    )
+    assert task.pk == pair.pk and subject == assignment.task_subject(task=task)
+    assert {item.pk for item, _ in subject.items} == {pair.anchor_id, pair.other_id}
+    assignment.submit_judgment(
+        task=task, annotator=annotator, client_uuid=uuid.uuid4(), outcome="equal"
+    )
+    assert assignment.claim_next_task_with_progress(annotator=annotator, project=project)[::2] == (
+        None,
+        None,
+    )
+
+
+@pytest.mark.django_db
 def test_claim_hands_out_the_highest_priority_task_first(project, annotator):
     make_page_task(project, priority=1)
     best = make_page_task(project, priority=5)

@@ -998,15 +998,9 @@ def _check_lease(*, task: Task, annotator) -> None:
 
 
 def _insert_grades(*, judgment: Judgment, grades: dict[int, int]) -> None:
-    """bulk_create's INSERT of the judgment's grades, without asking their ids back (which would
-    cost a round trip of its own inside `pipelined`). On PostgreSQL one statement for any number
-    of grades (the items and grades as two arrays), so that it is prepared once and nothing is
-    compiled per submit: building the ORM's INSERT cost a twentieth of a submit's CPU."""
+    """bulk_create's INSERT of the judgment's grades, without asking their ids back. PostgreSQL
+    inserts them with the judgment instead (`_GRADES_OF_NEW`)."""
     if not grades:
-        return
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(_GRADES_FROM_ARRAYS, [judgment.pk, list(grades), list(grades.values())])
         return
     query = InsertQuery(ItemGrade)
     query.insert_values(
@@ -1016,13 +1010,12 @@ def _insert_grades(*, judgment: Judgment, grades: dict[int, int]) -> None:
 
 
 _GRADE_FIELDS = [ItemGrade._meta.get_field(name) for name in ("judgment", "item", "grade")]
-_GRADES_FROM_ARRAYS = (
+# PostgreSQL: the new judgment's grades, inserted by the judgment's own statement
+# (PreparedInsert.send's `with_rows`): one statement for any number of grades (the items and
+# grades as two arrays), prepared once; building the ORM's INSERT cost a twentieth of a submit.
+_GRADES_OF_NEW = (
     f"INSERT INTO {ItemGrade._meta.db_table} ({', '.join(f.column for f in _GRADE_FIELDS)}) "
-    "SELECT %s, item, grade FROM unnest(%s::bigint[], %s::smallint[]) AS g (item, grade)"
-)
-# The same INSERT, as part of the new judgment's (PreparedInsert.send's `with_rows`).
-_GRADES_OF_NEW = _GRADES_FROM_ARRAYS.replace("SELECT %s,", "SELECT new.id,").replace(
-    "FROM unnest", "FROM new, unnest"
+    "SELECT new.id, item, grade FROM new, unnest(%s::bigint[], %s::smallint[]) AS g (item, grade)"
 )
 
 

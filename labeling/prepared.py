@@ -488,23 +488,23 @@ class PreparedInsert:
         params = [
             f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in self.fields
         ]
+        pk = self.model._meta.pk
         if with_rows is not None:
             if connection.vendor != "postgresql":
                 raise ValueError("with_rows needs PostgreSQL's INSERT inside WITH")
-            sql = f"WITH new AS ({sql}), _rows AS ({with_rows[0]}) SELECT id FROM new"
+            column = connection.ops.quote_name(pk.column)
+            sql = f"WITH new AS ({sql}), _rows AS ({with_rows[0]}) SELECT {column} FROM new"
             params += with_rows[1]
-        pk = self.model._meta.pk
         cursor = connection.cursor()
         try:
             cursor.execute(sql, params)
         except BaseException:
             cursor.close()
             raise
-        made = []
 
         def read() -> Model:
-            if made:
-                return made[0]
+            if not instance._state.adding:  # read already
+                return instance
             with cursor:
                 if connection.features.can_return_columns_from_insert:
                     (value,) = cursor.fetchone()
@@ -514,7 +514,6 @@ class PreparedInsert:
                     )
             setattr(instance, pk.attname, value)
             instance._state.adding, instance._state.db = False, using
-            made.append(instance)
             return instance
 
         return read

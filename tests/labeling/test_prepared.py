@@ -183,7 +183,6 @@ def test_a_comparison_shows_its_anchor_query_and_both_items(project, django_asse
 
 
 def server_prepared_statements() -> set[str]:
-
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement FROM pg_prepared_statements")
         return {row[0] for row in cursor.fetchall()}

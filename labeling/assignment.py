@@ -17,7 +17,7 @@ from functools import partial
 from django.contrib.auth import get_user_model
 from django.contrib.postgres.expressions import ArraySubquery
 from django.core import signing
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.db.models.sql import InsertQuery
@@ -71,15 +71,23 @@ _SIDES_SALT = "labeling.assignment.compare-sides"
 
 def task_for(*, user, task_id: int | str, roles: tuple[str, ...] = ANNOTATING_ROLES) -> Task:
     """The task with this id if the user may judge it; non-members get NotFound (nothing leaks)."""
+    pk = _task_pk(task_id)
+    task = _TASK_WITH_PROJECT.first(task=pk, user=user.pk) if pk and user.is_authenticated else None
+    return _judgeable(task, user=user, task_id=task_id, roles=roles)
+
+
+def _task_pk(task_id: int | str) -> int | None:
+    """The id as a number, None when it names no task (NotFound for text that is not one)."""
     try:
         pk = int(task_id)
     except (TypeError, ValueError):
         raise NotFound(f"No task '{task_id}'.") from None
-    task = (
-        _TASK_WITH_PROJECT.first(task=pk, user=user.pk)
-        if 0 < pk <= _MAX_ID and user.is_authenticated
-        else None
-    )
+    return pk if 0 < pk <= _MAX_ID else None
+
+
+def _judgeable(task: Task | None, *, user, task_id, roles: tuple[str, ...]) -> Task:
+    """`task` (read with its project, the user's role and the current guideline) if the user may
+    judge it with one of `roles`; NotFound for a non-member, PermissionDenied for another role."""
     if task is not None:  # read with the task: the role and the current guideline
         for name in ("viewer_role", "viewer_role_of", *GUIDELINE_NOW):
             setattr(task.project, name, getattr(task, name))
@@ -415,40 +423,38 @@ def _user(pk: int):
 
 
 _TASK = PreparedInstances(lambda task: Task.objects.filter(pk=task), task=ID)
-_TASK_WITH_PROJECT = PreparedInstances(
-    lambda task, user: with_current_guideline(
+
+
+def _task_with_project(task, user) -> QuerySet[Task]:
+    # The task with its project (select_related), the user's role in it and its current guideline.
+    return with_current_guideline(
         with_viewer_role(Task.objects.filter(pk=task), user=_user(user), project_id="project_id"),
         project_id="project_id",
-    ),
-    related=("project",), extra=("viewer_role", "viewer_role_of", *GUIDELINE_NOW), task=ID,
-    user=ID,
-)  # fmt: skip
-
-
-def _locked_task(task, client_uuid) -> QuerySet[Task]:
-    # With the judgment stored under the submit's client_uuid, if any (as of the statement's
-    # start: one committed while the lock was awaited is looked up again, see _store_judgment).
-    # Locked by the clause below: the transaction is spelled out (`pipelined`), and Django does not
-    # compile select_for_update where it sees autocommit.
-    return Task.objects.filter(pk=task).annotate(
-        uuid_judgment=Subquery(Judgment.objects.filter(client_uuid=client_uuid).values("pk")[:1])
     )
 
 
+_WITH_PROJECT = {
+    "related": ("project",),
+    "extra": ("viewer_role", "viewer_role_of", *GUIDELINE_NOW),
+}
+_TASK_WITH_PROJECT = PreparedInstances(_task_with_project, **_WITH_PROJECT, task=ID, user=ID)
+# The submit's read: locked by the clause below (the transaction is spelled out by `pipelined`,
+# and Django does not compile select_for_update where it sees autocommit).
 _TASK_LOCK = f' FOR UPDATE OF "{Task._meta.db_table}"'
 _LOCKED_TASK = PreparedInstances(
-    _locked_task, extra=("uuid_judgment",), locking=_TASK_LOCK, task=ID, client_uuid=UUID
+    _task_with_project, **_WITH_PROJECT, locking=_TASK_LOCK, task=ID, user=ID
 )
 # PostgreSQL: the page's items (in their order) read in the same statement, as an array.
 _LOCKED_TASK_AND_ITEMS = PreparedInstances(
-    lambda task, client_uuid: _locked_task(task, client_uuid).annotate(
+    lambda task, user: _task_with_project(task, user).annotate(
         page_items=ArraySubquery(
             PageSlot.objects.filter(page_id=OuterRef("page_id"))
             .order_by("position")
             .values("item_id")
         )
     ),
-    extra=("uuid_judgment", "page_items"), locking=_TASK_LOCK, task=ID, client_uuid=UUID,
+    related=_WITH_PROJECT["related"], extra=(*_WITH_PROJECT["extra"], "page_items"),
+    locking=_TASK_LOCK, task=ID, user=ID,
 )  # fmt: skip
 _LOCK_ANNOTATOR = Prepared(
     # NO KEY: inserts that reference the user (judgments, leases) are not blocked by this lock.
@@ -724,6 +730,18 @@ def outcome_from_choice(*, task: Task, choice: str, sides_token: str) -> str:
 # --- judging --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Answer:
+    """An answer to a task, as sent: grades {item_id: grade} for a page, an outcome for a
+    comparison; the guideline version the annotator was shown (None: the current one)."""
+
+    client_uuid: uuid.UUID | str
+    grades: dict[int, int] | None = None
+    outcome: str | None = None
+    duration_ms: int = 0
+    guideline_version: int | None = None
+
+
 def submit_judgment(
     *,
     task: Task,
@@ -747,102 +765,153 @@ def submit_judgment(
     Locks: the task row, so that the count of its judgments and its new status cannot interleave
     with another submit of the same task.
     """
-    client_uuid = _as_uuid(client_uuid)
+    answer = Answer(
+        client_uuid=_as_uuid(client_uuid), grades=grades, outcome=outcome,
+        duration_ms=duration_ms, guideline_version=guideline_version,
+    )  # fmt: skip
+    judgment, created, _ = _submit(
+        task_id=task.pk, annotator=annotator, roles=None, answer=lambda task: answer
+    )
+    return judgment, created
+
+
+def submit_answer(
+    *, user, task_id: int | str, answer, roles: tuple[str, ...] = ANNOTATING_ROLES
+) -> tuple[Judgment, bool, Task]:
+    """`task_for` then `submit_judgment`, with the task read once, under its lock: return
+    (judgment, created, task). `answer(task)` gives the Answer (or raises what is wrong with it),
+    asked once the user is known to judge the task, so the refusals come in task_for's order:
+    NotFound or PermissionDenied, then a bad answer, then the lease's Conflict."""
+    return _submit(task_id=task_id, annotator=user, roles=roles, answer=answer)
+
+
+def _submit(*, task_id, annotator, roles, answer) -> tuple[Judgment, bool, Task]:
+    # Two round trips on PostgreSQL (`pipelined`): BEGIN, the task's lock (with its project, the
+    # user's role, the current guideline and the page's items); then the judgment with its grades
+    # (one statement), the task's release and COMMIT. Elsewhere one transaction (`atomic`), a
+    # statement at a time.
+    pk = _task_pk(task_id)
+    postgresql = connection.vendor == "postgresql"
+    refusal = stored = None
     try:
-        return _store_judgment(
-            task=task, annotator=annotator, client_uuid=client_uuid, grades=grades,
-            outcome=outcome, duration_ms=duration_ms, guideline_version=guideline_version,
-        )  # fmt: skip
+        with pipelined(transaction=True):
+            read = _LOCKED_TASK_AND_ITEMS if postgresql else _LOCKED_TASK
+            task = read.first(task=pk, user=annotator.pk) if pk else None
+            try:
+                if roles is not None:
+                    _judgeable(task, user=annotator, task_id=task_id, roles=roles)
+                elif task is None:
+                    raise NotFound(f"No task '{task_id}'.")
+                given = answer(task)
+                client_uuid = _as_uuid(given.client_uuid)
+                # A retry of this very submit may have committed before, or while we waited for
+                # the lock: then the task is no longer leased to us (a judged task never is
+                # again), and only a new statement sees the judgment.
+                if not _leased_to(task, annotator):
+                    stored = _stored_judgment(
+                        client_uuid=client_uuid, task=task, annotator=annotator
+                    )
+                if stored is None:
+                    _check_lease(task=task, annotator=annotator)
+                    row = _judgment_row(task=task, given=given, postgresql=postgresql)
+            except DatabaseError:
+                raise
+            except Exception as error:
+                # Nothing is written yet: the transaction commits its reads rather than rolling
+                # back, since psycopg forgets every prepared statement of a connection that does.
+                refusal = error
+            else:
+                if stored is None:
+                    made = _store(task=task, annotator=annotator, client_uuid=client_uuid, row=row)
     except IntegrityError:
         # A duplicate key (a racing retry, a reused UUID) rolled the transaction back: answer
         # with what is stored, or say why nothing is.
         stored = _stored_judgment(client_uuid=client_uuid, task=task, annotator=annotator)
         if stored is not None:
-            return stored, False
+            return stored, False, task
         if Judgment.objects.filter(task=task, annotator=annotator).exists():
             raise Conflict("You have already judged this task.") from None
         raise
-
-
-def _store_judgment(
-    *, task: Task, annotator, client_uuid, grades, outcome, duration_ms, guideline_version
-) -> tuple[Judgment, bool]:
-    # Two round trips on PostgreSQL (`pipelined`): BEGIN, the task's lock and the page's items
-    # (read with the locked task); then the judgment with its grades (one statement), the task's
-    # release and COMMIT. Elsewhere one transaction (`atomic`), a statement at a time.
-    postgresql = connection.vendor == "postgresql"
-    with pipelined(transaction=True):
-        if postgresql:
-            found = _LOCKED_TASK_AND_ITEMS.all(task=task.pk, client_uuid=client_uuid)
-        else:
-            found = _LOCKED_TASK.all(task=task.pk, client_uuid=client_uuid)
-        if not found:
-            raise NotFound(f"No task '{task.pk}'.")
-        locked = found[0]
-        # A retry of this very submit may have committed before, or while we waited for the lock:
-        # then the task is no longer leased to us, and only a new statement sees the judgment.
-        if locked.uuid_judgment is not None or not _leased_to(locked, annotator):
-            stored = _stored_judgment(client_uuid=client_uuid, task=locked, annotator=annotator)
-            if stored is not None:
-                # Answered by committing the reads, not rolling them back: psycopg forgets every
-                # prepared statement of a connection that rolls back.
-                return stored, False
-        _check_lease(task=locked, annotator=annotator)
-        project = task.project  # read with the task (task_for); its costs and scale are current
-        duration_ms = _clean_duration(duration_ms)
-        guideline_id, version = guideline_for_judgment(
-            project=project, version=guideline_version
-        ) or (None, None)
-        if locked.kind == TaskKind.GRADE_PAGE:
-            if outcome is not None:
-                raise PagewiseError(
-                    "A page is graded, not compared: send grades, not a choice.",
-                    fields={"choice": ["not allowed for a page"]},
-                )
-            page_items = locked.page_items if postgresql else None
-            cleaned = _clean_grades(
-                task=locked, grades=grades, max_grade=project.max_grade, page_items=page_items
-            )
-            cost = project.grade_cost * len(cleaned)
-        else:
-            if grades is not None:
-                raise PagewiseError(
-                    "A comparison is answered with a choice, not grades.",
-                    fields={"grades": ["not allowed for a comparison"]},
-                )
-            if outcome not in CompareOutcome.values:
-                raise PagewiseError(
-                    f"outcome must be one of {', '.join(CompareOutcome.values)}.",
-                    fields={"outcome": ["invalid"]},
-                )
-            cleaned = {}
-            cost = project.compare_cost
-        made = _NEW_JUDGMENT.send(
-            task=locked, project=project, annotator=annotator, client_uuid=client_uuid,
-            kind=locked.kind, outcome=outcome if locked.kind == TaskKind.COMPARE else None,
-            cost=cost, duration_ms=duration_ms, guideline_id=guideline_id,
-            with_rows=(_GRADES_OF_NEW, [list(cleaned), list(cleaned.values())])
-            if postgresql else None,
-        )  # fmt: skip
-        if not postgresql:
-            _insert_grades(judgment=made(), grades=cleaned)
-        # One judgment asked for (the default): this one closes the task, nothing to count.
-        judged = (
-            Judgment.objects.filter(task=locked, supersedes__isnull=True).count()
-            if locked.judgments_required > 1
-            else 1
-        )
-        _RELEASE.send(
-            task=locked.pk,
-            status=TaskStatus.DONE if judged >= locked.judgments_required else TaskStatus.OPEN,
-        )
+    if refusal is not None:
+        raise refusal
+    if stored is not None:
+        return stored, False, task
     judgment = made()
     # What the response shows, known here: no query to read them back.
-    judgment.submitted_grades, judgment.guideline_version = cleaned, version
+    judgment.submitted_grades, judgment.guideline_version = row.grades, row.version
     transaction.on_commit(  # now (committed), or at the commit of a caller's transaction
-        partial(announce, judgment_recorded, judgment_id=judgment.pk, project_id=project.pk)
+        partial(announce, judgment_recorded, judgment_id=judgment.pk, project_id=task.project_id)
     )
-    return judgment, True
+    return judgment, True, task
+
+
+def _store(*, task: Task, annotator, client_uuid, row: _JudgmentRow):
+    """Send the judgment's INSERT (with its grades) and the task's release; what reads the new
+    judgment when called (after the block, on PostgreSQL)."""
+    postgresql = connection.vendor == "postgresql"
+    grades = row.grades
+    made = _NEW_JUDGMENT.send(
+        task=task, project=task.project, annotator=annotator, client_uuid=client_uuid, **row.values,
+        with_rows=(_GRADES_OF_NEW, [list(grades), list(grades.values())]) if postgresql else None,
+    )  # fmt: skip
+    if not postgresql:
+        _insert_grades(judgment=made(), grades=grades)
+    # One judgment asked for (the default): this one closes the task, nothing to count.
+    judged = (
+        Judgment.objects.filter(task=task, supersedes__isnull=True).count()
+        if task.judgments_required > 1
+        else 1
+    )
+    done = judged >= task.judgments_required
+    _RELEASE.send(task=task.pk, status=TaskStatus.DONE if done else TaskStatus.OPEN)
+    return made
+
+
+@dataclass(frozen=True)
+class _JudgmentRow:
+    values: dict  # the judgment's columns besides its task, project, annotator and UUID
+    grades: dict[int, int]
+    version: int | None  # the guideline's
+
+
+def _judgment_row(*, task: Task, given: Answer, postgresql: bool) -> _JudgmentRow:
+    """The judgment to store for `given` on the locked task, or the PagewiseError saying why not."""
+    project = task.project  # read with the lock: its costs and scale are current
+    duration_ms = _clean_duration(given.duration_ms)
+    guideline_id, version = guideline_for_judgment(
+        project=project, version=given.guideline_version
+    ) or (None, None)
+    if task.kind == TaskKind.GRADE_PAGE:
+        if given.outcome is not None:
+            raise PagewiseError(
+                "A page is graded, not compared: send grades, not a choice.",
+                fields={"choice": ["not allowed for a page"]},
+            )
+        grades = _clean_grades(
+            task=task, grades=given.grades, max_grade=project.max_grade,
+            page_items=task.page_items if postgresql else None,
+        )  # fmt: skip
+        cost = project.grade_cost * len(grades)
+    else:
+        if given.grades is not None:
+            raise PagewiseError(
+                "A comparison is answered with a choice, not grades.",
+                fields={"grades": ["not allowed for a comparison"]},
+            )
+        if given.outcome not in CompareOutcome.values:
+            raise PagewiseError(
+                f"outcome must be one of {', '.join(CompareOutcome.values)}.",
+                fields={"outcome": ["invalid"]},
+            )
+        grades, cost = {}, project.compare_cost
+    values = {
+        "kind": task.kind,
+        "outcome": given.outcome if task.kind == TaskKind.COMPARE else None,
+        "cost": cost,
+        "duration_ms": duration_ms,
+        "guideline_id": guideline_id,
+    }
+    return _JudgmentRow(values=values, grades=grades, version=version)
 
 
 def skip_task(*, task: Task, annotator) -> TaskSkip:

@@ -397,16 +397,17 @@ class SubmitJudgmentApi(APIView):
         ],
     )
     def post(self, request, task_id: str):
-        task = assignment.task_for(user=request.user, task_id=task_id)
-        data, outcome = parsed_answer(request, task)
-        judgment, created = assignment.submit_judgment(
-            task=task,
-            annotator=request.user,
-            client_uuid=data["client_uuid"],
-            grades=data.get("grades"),
-            outcome=outcome,
-            duration_ms=data["duration_ms"],
-            guideline_version=data.get("guideline_version"),
+        def answer(task: Task) -> assignment.Answer:
+            data, outcome = parsed_answer(request, task)
+            return assignment.Answer(
+                client_uuid=data["client_uuid"], grades=data.get("grades"), outcome=outcome,
+                duration_ms=data["duration_ms"], guideline_version=data.get("guideline_version"),
+            )  # fmt: skip
+
+        # The task is read once, locked, with its project and the caller's role (task_for's
+        # refusals first, then the answer's).
+        judgment, created, task = assignment.submit_answer(
+            user=request.user, task_id=task_id, answer=answer
         )
         return judgment_response(request, judgment, created=created, task=task)
 

@@ -353,6 +353,23 @@ def test_non_member_gets_404_for_the_project_and_its_tasks(project, make_user):
     assert_error_shape(outsider.post(f"/api/tasks/{task.pk}/skip/"), 404)
 
 
+def test_a_submit_is_refused_for_who_asks_before_what_they_send(project, make_user, annotator):
+    # The task is read once, under its lock, with the caller's role: whoever may not judge it is
+    # refused as such whatever the body holds, and only then is the body read.
+    task = make_page_task(project)
+    outsider = api_as(make_user("out"))
+    scientist = api_as(make_user("sci", role=Role.SCIENTIST, project=project))
+    member = api_as(annotator)
+    next_task(member)
+    malformed = {"data": b"{not json", "content_type": "application/json"}
+
+    for client, status in ((outsider, 404), (scientist, 403), (member, 400)):
+        assert_error_shape(client.post(f"/api/tasks/{task.pk}/submit/", **malformed), status)
+        assert_error_shape(submit(client, task.pk, {"grades": "all good"}), status)
+    # The member's refusals stored nothing and left the lease: the answer goes through.
+    assert submit(member, task.pk, grades_body(task)).status_code == 201
+
+
 def test_anonymous_gets_401(project):
     task = make_page_task(project)
     anonymous = api_as(None)

@@ -291,15 +291,17 @@ def test_racing_duplicate_that_hits_the_unique_constraint_returns_the_stored_jud
     real_lookup = assignment._stored_judgment
     calls = []
 
-    def blind_once(**kwargs):  # the look-up under the task's lock misses it
+    def counted(**kwargs):
         calls.append(1)
-        return None if len(calls) <= 1 else real_lookup(**kwargs)
+        return real_lookup(**kwargs)
 
-    monkeypatch.setattr(assignment, "_stored_judgment", blind_once)
+    monkeypatch.setattr(assignment, "_stored_judgment", counted)
 
     judgment, created = submit_page(task, annotator, client_uuid=shared)
 
-    assert (judgment.pk, created) == (stored.pk, False)
+    # The task is still leased to us, so nothing was looked up under its lock: the INSERT hit the
+    # unique constraint, and the look-up after it found the judgment.
+    assert (judgment.pk, created) == (stored.pk, False) and len(calls) == 1
     assert Judgment.objects.count() == 1 and ItemGrade.objects.count() == 0
 
 
@@ -658,6 +660,33 @@ def test_a_submit_whose_writes_fail_stores_nothing_and_leaves_the_connection_usa
     assert created and sorted(judgment.grades.values_list("grade", flat=True)) == [4, 4]
     task.refresh_from_db()
     assert task.status == TaskStatus.DONE
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_submit_commits_its_reads_and_keeps_the_prepared_statements(project, annotator):
+    """A refusal found under the task's lock (here, grades for items not on the page) writes
+    nothing: the transaction ends with COMMIT, since a ROLLBACK makes psycopg forget every
+    statement it prepared on the connection, and re-preparing costs each one five slow runs."""
+    task = make_page_task(project, items=2)
+    assignment.claim_next_task(annotator=annotator, project=project)
+    for _ in range(6):  # a statement is prepared on its fifth run
+        with pytest.raises(PagewiseError, match="Grade every item"):
+            assignment.submit_judgment(
+                task=task, annotator=annotator, client_uuid=uuid.uuid4(), grades={}
+            )
+    prepared = dict(connection.connection._prepared._names)
+    assert prepared
+
+    with pytest.raises(PagewiseError, match="Grade every item"):
+        assignment.submit_judgment(
+            task=task, annotator=annotator, client_uuid=uuid.uuid4(), grades={}
+        )
+
+    assert connection.get_autocommit() and not connection.connection.info.transaction_status
+    assert dict(connection.connection._prepared._names).keys() >= prepared.keys()
+    task.refresh_from_db()
+    assert task.status == TaskStatus.LEASED and not Judgment.objects.exists()
 
 
 @pytest.mark.postgres

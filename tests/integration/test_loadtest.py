@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -60,3 +61,6 @@ def test_short_load_test_loses_nothing_and_assigns_no_task_twice(
     assert figures["budget_mismatch"] == 0
     assert figures["next_task_ms"]["p50"] > 0
     assert figures["machine"]["reference_loop_ms"] > 0
+    if Path("/proc/stat").exists():  # what the run cost the machine, per judgment
+        assert 0 < figures["machine"]["cpu_ms_per_judgment"] < 10_000
+        assert 0 < figures["machine"]["busy_percent"] <= 100

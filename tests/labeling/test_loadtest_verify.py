@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
 
 from labeling.assignment import claim_next_task, submit_judgment
-from web.management.commands.loadtest import Command
+from web.management.commands.loadtest import Command, cpu_figures
 
 from .task_factories import make_page_task, page_item_ids
 
@@ -69,3 +70,15 @@ def test_a_reused_project_checks_this_runs_judgments_against_this_runs_answers(p
     # Told of nothing, this run's stored judgment is a cost nobody acknowledged: a mismatch.
     results["acked"] = []
     assert Command().verify(project, [now], results, elapsed=1.0)["budget_mismatch"] == 1
+
+
+def test_the_run_cost_is_the_machine_cpu_between_the_two_readings_per_judgment(monkeypatch):
+    monkeypatch.setattr(os, "sysconf", lambda name: 100)  # 100 ticks a second: 10 ms a tick
+    before = {"busy": 1_000, "steal": 10, "total": 5_000}
+    after = {"busy": 1_600, "steal": 50, "total": 5_800}  # 600 ticks busy of 800, 40 stolen
+
+    figures = cpu_figures(before, after, judgments=300)
+
+    assert figures == {"cpu_ms_per_judgment": 20.0, "busy_percent": 75.0, "steal_percent": 5.0}
+    assert cpu_figures(None, after, judgments=300) == {}
+    assert cpu_figures(before, after, judgments=0)["cpu_ms_per_judgment"] is None

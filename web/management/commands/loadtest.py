@@ -58,6 +58,35 @@ def reference_loop_ms(rounds: int = 3) -> float:
     return round(best * 1000, 1)
 
 
+def machine_cpu() -> dict[str, int] | None:
+    """The machine's CPU time so far, in clock ticks, from /proc/stat (None where there is none):
+    busy (user, nice, system, interrupts), stolen by the hypervisor, and all of it."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(n) for n in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = fields + [0] * (8 - len(fields))
+    busy = user + nice + system + irq + softirq
+    return {"busy": busy, "steal": steal, "total": busy + idle + iowait + steal}
+
+
+def cpu_figures(before: dict | None, after: dict | None, judgments: int) -> dict:
+    """What the run cost the whole machine (server, database and this client together): CPU
+    milliseconds per judgment, the share of the machine busy and the share stolen. Unlike the
+    throughput of annotators who judge as fast as they are answered, the CPU a judgment costs
+    compares across runs whose machine was busier or quieter."""
+    if before is None or after is None:
+        return {}
+    tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
+    busy, total = after["busy"] - before["busy"], max(after["total"] - before["total"], 1)
+    return {
+        "cpu_ms_per_judgment": round(busy * tick_ms / judgments, 2) if judgments else None,
+        "busy_percent": round(100 * busy / total, 1),
+        "steal_percent": round(100 * (after["steal"] - before["steal"]) / total, 1),
+    }
+
+
 def percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {"p50": 0.0, "p95": 0.0, "p99": 0.0}
@@ -230,7 +259,7 @@ class Command(BaseCommand):
         }
         lock = threading.Lock()
         deadline = time.monotonic() + seconds
-        started = time.perf_counter()
+        cpu_before, started = machine_cpu(), time.perf_counter()
         threads = [
             Annotator(host=target.hostname, port=target.port or 80, slug=project.slug,
                       tokens=tokens[i::annotators], deadline=deadline, seed=i, results=results,
@@ -241,8 +270,10 @@ class Command(BaseCommand):
             thread.start()
         for thread in threads:
             thread.join()
-        elapsed = time.perf_counter() - started
-        figures = self.verify(project, users, results, elapsed) | {"machine": machine}
+        elapsed, cpu_after = time.perf_counter() - started, machine_cpu()
+        figures = self.verify(project, users, results, elapsed)
+        machine |= cpu_figures(cpu_before, cpu_after, figures["judgments"])
+        figures["machine"] = machine
         self.stdout.write(
             f"{figures['judgments']} judgments in {elapsed:.1f} s by {annotators} annotators: "
             f"{figures['judgments_per_second']} judgments/s; next task p50/p95/p99 "
@@ -254,6 +285,12 @@ class Command(BaseCommand):
             f"duplicated {figures['duplicated_judgments']}, budget mismatch {figures['budget_mismatch']}; "
             f"{results['retried']} retried submits, {results['abandoned']} abandoned leases, {results['errors']} errors"
         )
+        if machine.get("cpu_ms_per_judgment"):
+            self.stdout.write(
+                f"Machine CPU: {machine['cpu_ms_per_judgment']} ms per judgment (server, database "
+                f"and this client), {machine['busy_percent']}% busy, "
+                f"{machine['steal_percent']}% stolen"
+            )
         if json_path:
             json_path.parent.mkdir(parents=True, exist_ok=True)
             json_path.write_text(json.dumps(figures, indent=2))

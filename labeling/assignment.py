@@ -840,7 +840,13 @@ def _submit(*, task_id, annotator, roles, answer) -> tuple[Judgment, bool, Task]
     # What the response shows, known here: no query to read them back.
     judgment.submitted_grades, judgment.guideline_version = row.grades, row.version
     transaction.on_commit(  # now (committed), or at the commit of a caller's transaction
-        partial(announce, judgment_recorded, judgment_id=judgment.pk, project_id=task.project_id)
+        partial(
+            announce,
+            judgment_recorded,
+            judgment_id=judgment.pk,
+            project_id=task.project_id,
+            project=task.project,
+        )  # fmt: skip
     )
     return judgment, True, task
 

@@ -142,6 +142,9 @@ class Project(models.Model):
         validators=[validate_storable_json],
         help_text="Loss mix of the reranker: gamma, beta, weights.",
     )
+    # The events some integration listens to, kept by it as it changes (webhooks: the events its
+    # active hooks want). Read with the project, so a submit asks nobody whether anyone listens.
+    listened_events = models.JSONField(default=list, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

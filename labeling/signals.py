@@ -7,7 +7,9 @@ from django.dispatch import Signal
 log = logging.getLogger(__name__)
 
 # Sent after the commit of a new judgment (never for a replayed submit), with keyword arguments
-# `judgment_id` and `project_id`. Receivers queue follow-up work (e.g. the active selection engine).
+# `judgment_id` and `project_id`, and `project` when the sender read it with the judgment (a submit
+# does, under the task's lock; receivers read what they need of it there rather than ask again).
+# Receivers queue follow-up work (e.g. the active selection engine).
 judgment_recorded = Signal()
 
 # Sent after an import's transaction commits, with project_id and import_run_id.

@@ -5,17 +5,23 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.db.models.signals import post_delete, post_save
+
 from labeling import signals
 from labeling.models import ImportRun, Judgment, Project
 from labeling.selectors import budget_status
 
 from . import services
-from .models import Event
+from .models import Event, Webhook
 
 
-def judgment_stored(sender, judgment_id: int, project_id: int, **kwargs) -> None:
-    # Heard after every judgment: one query tells whether any hook cares at all.
-    listened = services.listened_events(project_id=project_id)
+def judgment_stored(sender, judgment_id: int, project_id: int, project=None, **kwargs) -> None:
+    # Heard after every judgment: the project read with it tells whether any hook cares at all
+    # (its listened_events, kept by hook_changed); without it, one query.
+    if project is not None:
+        listened = set(project.listened_events)
+    else:
+        listened = services.listened_events(project_id=project_id)
     if Event.JUDGMENT_STORED in listened:
         queue_judgment_stored(judgment_id=judgment_id, project_id=project_id)
     if Event.BUDGET_EXHAUSTED in listened:
@@ -151,7 +157,13 @@ def search_finished(sender, project_id: int, search_id: int, **kwargs) -> None:
     )  # fmt: skip
 
 
+def hook_changed(sender, instance: Webhook, **kwargs) -> None:
+    services.keep_listened_events(project_id=instance.project_id)
+
+
 def connect() -> None:
+    post_save.connect(hook_changed, sender=Webhook, dispatch_uid="webhooks.hook_saved")
+    post_delete.connect(hook_changed, sender=Webhook, dispatch_uid="webhooks.hook_deleted")
     signals.judgment_recorded.connect(judgment_stored, dispatch_uid="webhooks.judgment")
     signals.items_imported.connect(import_finished, dispatch_uid="webhooks.import")
     signals.version_activated.connect(version_activated, dispatch_uid="webhooks.version")

@@ -126,6 +126,20 @@ def listened_events(*, project_id: int) -> set[str]:
     return {event for (events,) in _LISTENED.rows(project=project_id) for event in events}
 
 
+def keep_listened_events(*, project_id: int) -> None:
+    """Write what the project's active hooks want into its `listened_events` (after any change of
+    a hook), so that whoever reads the project knows without asking. The project's row is locked
+    first: two hooks changed at once are counted by whichever writes last, reading after the
+    other's commit."""
+    with transaction.atomic():
+        project = Project.objects.select_for_update().filter(pk=project_id).first()
+        if project is None:
+            return
+        events = sorted(listened_events(project_id=project_id))
+        if events != project.listened_events:
+            Project.objects.filter(pk=project_id).update(listened_events=events)
+
+
 def is_listening(*, project_id: int, event: str) -> bool:
     return event in listened_events(project_id=project_id)
 

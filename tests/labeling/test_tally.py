@@ -296,3 +296,19 @@ def test_submits_to_one_project_do_not_wait_for_each_other_on_its_tally(make_use
         holder.join()
     assert Judgment.objects.filter(project=project).count() == 2
     assert_tally_counts(project)
+
+
+@pytest.mark.django_db
+def test_every_tally_trigger_outlives_the_migrations():
+    """Django adds a column with a default to a SQLite table by rebuilding the table, and the
+    rebuild drops the table's triggers: a migration that adds one to a counted table must not."""
+    migration = importlib.import_module("labeling.migrations.0015_project_tally")
+    project = Project.objects.create(slug="after-migrations", name="After the migrations")
+
+    assert ProjectTally.objects.filter(project=project).exists()
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+            present = {name for (name,) in cursor.fetchall()}
+        created = [s.split()[2] for s in migration.sqlite_triggers()[0]]
+        assert len(created) > 10 and set(created) <= present

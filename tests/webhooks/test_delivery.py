@@ -328,3 +328,44 @@ def test_backoff_doubles_and_is_capped(settings):
     settings.PAGEWISE_WEBHOOK_BACKOFF_SECONDS = 30
     assert [services.backoff_seconds(n) for n in (1, 2, 3)] == [30, 60, 120]
     assert services.backoff_seconds(30) == 3600
+
+
+def test_the_projects_listened_events_follow_its_hooks(project):
+    def listened():
+        project.refresh_from_db()
+        return project.listened_events
+
+    stored = services.create_webhook(
+        project=project, url="http://127.0.0.1:9/a", events=[Event.JUDGMENT_STORED]
+    )
+    imported = services.create_webhook(
+        project=project, url="http://127.0.0.1:9/b", events=[Event.IMPORT_FINISHED]
+    )
+    assert listened() == sorted([Event.JUDGMENT_STORED, Event.IMPORT_FINISHED])
+    services.update_webhook(webhook=imported, is_active=False)
+    assert listened() == [Event.JUDGMENT_STORED]
+    services.update_webhook(webhook=stored, events=[Event.BUDGET_EXHAUSTED])
+    assert listened() == [Event.BUDGET_EXHAUSTED]
+    imported.is_active = True  # saved as the admin saves it
+    imported.save()
+    assert listened() == sorted([Event.BUDGET_EXHAUSTED, Event.IMPORT_FINISHED])
+    stored.delete()
+    imported.delete()
+    assert listened() == []
+
+
+def test_a_submit_asks_no_one_whether_a_hook_listens(
+    project, make_user, django_capture_on_commit_callbacks
+):
+    # The project read with the task under its lock carries what its hooks listen to.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    task = graded_page_task(project, make_user)
+    ann = make_user("ann1", role="annotator", project=project)
+    items = list(task.page.slots.order_by("position").values_list("item_id", flat=True))
+    with CaptureQueriesContext(connection) as queries:
+        submit_leased(task, ann, dict.fromkeys(items, 1), django_capture_on_commit_callbacks)
+    assert not [q["sql"] for q in queries if "webhooks_webhook" in q["sql"]]
+    assert not Delivery.objects.exists()
+    # With a hook listening, the same submit is delivered: test_a_stored_judgment_is_delivered_signed.

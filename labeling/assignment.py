@@ -792,28 +792,15 @@ def _submit(*, task_id, annotator, roles, answer) -> tuple[Judgment, bool, Task]
     # statement at a time.
     pk = _task_pk(task_id)
     postgresql = connection.vendor == "postgresql"
-    refusal = stored = None
+    refusal = None
     try:
         with pipelined(transaction=True):
             read = _LOCKED_TASK_AND_ITEMS if postgresql else _LOCKED_TASK
             task = read.first(task=pk, user=annotator.pk) if pk else None
             try:
-                if roles is not None:
-                    _judgeable(task, user=annotator, task_id=task_id, roles=roles)
-                elif task is None:
-                    raise NotFound(f"No task '{task_id}'.")
-                given = answer(task)
-                client_uuid = _as_uuid(given.client_uuid)
-                # A retry of this very submit may have committed before, or while we waited for
-                # the lock: then the task is no longer leased to us (a judged task never is
-                # again), and only a new statement sees the judgment.
-                if not _leased_to(task, annotator):
-                    stored = _stored_judgment(
-                        client_uuid=client_uuid, task=task, annotator=annotator
-                    )
-                if stored is None:
-                    _check_lease(task=task, annotator=annotator)
-                    row = _judgment_row(task=task, given=given, postgresql=postgresql)
+                client_uuid, stored, row = _checked_answer(
+                    task, annotator=annotator, task_id=task_id, roles=roles, answer=answer
+                )
             except DatabaseError:
                 raise
             except Exception as error:
@@ -846,9 +833,31 @@ def _submit(*, task_id, annotator, roles, answer) -> tuple[Judgment, bool, Task]
             judgment_id=judgment.pk,
             project_id=task.project_id,
             project=task.project,
-        )  # fmt: skip
+        )
     )
     return judgment, True, task
+
+
+def _checked_answer(task: Task | None, *, annotator, task_id, roles, answer):
+    """(client_uuid, the judgment a retry of this submit already stored or None, the row to store
+    otherwise) for the task read under its lock; raises what refuses the submit, in order: who
+    asks (with `roles`), what they answer, the lease."""
+    if roles is not None:
+        _judgeable(task, user=annotator, task_id=task_id, roles=roles)
+    elif task is None:
+        raise NotFound(f"No task '{task_id}'.")
+    given = answer(task)
+    client_uuid = _as_uuid(given.client_uuid)
+    # A retry of this very submit may have committed before, or while we waited for the lock: then
+    # the task is no longer leased to us (a judged task never is again), and only a new statement
+    # sees the judgment.
+    if not _leased_to(task, annotator):
+        stored = _stored_judgment(client_uuid=client_uuid, task=task, annotator=annotator)
+        if stored is not None:
+            return client_uuid, stored, None
+    _check_lease(task=task, annotator=annotator)
+    postgresql = connection.vendor == "postgresql"
+    return client_uuid, None, _judgment_row(task=task, given=given, postgresql=postgresql)
 
 
 def _store(*, task: Task, annotator, client_uuid, row: _JudgmentRow):

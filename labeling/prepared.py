@@ -30,7 +30,11 @@ ID, MOMENT, DAY, UUID, TEXT = "id", "moment", "day", "uuid", "text"
 
 @contextmanager
 def pipelined(
-    using: str = "default", *, transaction: bool = False, generic_plans: bool = False
+    using: str = "default",
+    *,
+    transaction: bool = False,
+    generic_plans: bool = False,
+    durable: bool = True,
 ) -> Iterator[None]:
     """On PostgreSQL, the statements sent inside the block (`Prepared.send`) reach the server
     together when it ends: one round trip instead of one each (psycopg's pipeline mode). Their
@@ -50,7 +54,13 @@ def pipelined(
     same index entries whatever the values: PostgreSQL's default re-plans a statement on every call
     while its estimates for the values at hand look cheaper than the generic plan's, and planning
     can cost more than running (the annotator's progress: ~1 ms of planning for ~0.3 ms of work).
-    Inside a caller's transaction the setting is left alone (SET LOCAL would outlive the block)."""
+    Inside a caller's transaction the setting is left alone (SET LOCAL would outlive the block).
+
+    `durable=False`: the block's own transaction (`transaction` or `generic_plans`) commits without
+    waiting for the server to flush it to disk (synchronous_commit = off): for writes a crash may
+    lose without harm, such as a lease (lost, it is as if it had expired; the next transaction
+    that must last flushes it anyway). A judgment's transaction never uses it. Inside a caller's
+    transaction the setting is left alone."""
     connection = connections[using]
     if connection.vendor != "postgresql":
         if transaction:
@@ -75,6 +85,8 @@ def pipelined(
             cursor.execute("BEGIN")
             if generic_plans:
                 cursor.execute(_GENERIC_PLANS)
+            if not durable:
+                cursor.execute(_NOT_DURABLE)
             yield
             cursor.execute("COMMIT")
     except BaseException:
@@ -87,6 +99,7 @@ def pipelined(
 
 _IN_TRANSACTION = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
 _GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
+_NOT_DURABLE = "SET LOCAL synchronous_commit = off"
 
 
 def _kept_cursors(connection) -> list | None:

@@ -272,6 +272,35 @@ def test_generic_plans_hold_for_the_block_only_and_a_failure_ends_its_transactio
     assert plan_cache_mode() == "auto"
 
 
+def setting(name: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting(%s)", [name])
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)  # the request's autocommit mode, as the views run
+def test_a_block_that_need_not_last_commits_without_waiting_for_the_disk_and_only_it():
+    read = "SELECT current_setting('synchronous_commit'), current_setting('plan_cache_mode')"
+    with prepared.pipelined(transaction=True, durable=False):
+        lease = Prepared(lambda: (read, [])).send()
+    with prepared.pipelined(transaction=True):
+        judgment = Prepared(lambda: (read, [])).send()
+    with prepared.pipelined(generic_plans=True, durable=False):
+        claim = Prepared(lambda: (read, [])).send()
+    assert lease() == [("off", "auto")]
+    assert judgment() == [("on", "auto")]
+    assert claim() == [("off", "force_generic_plan")]
+    assert setting("synchronous_commit") == "on"
+    assert connection.connection.info.transaction_status == pq.TransactionStatus.IDLE
+
+    # Inside a caller's transaction the block is a savepoint: the setting is left alone.
+    with transaction.atomic():
+        with prepared.pipelined(transaction=True, durable=False):
+            inside = Prepared(lambda: (read, [])).send()
+        assert inside() == [("on", "auto")]
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_the_progress_statement_tests_the_open_head_row_by_row(project, make_user):

@@ -69,6 +69,9 @@ def pipelined(
         else:
             yield
         return
+    # A request's kept connection is checked before its first statement: before the pipeline,
+    # where the check's own statement could not run and a closed connection could not be replaced.
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
     if not connection.get_autocommit() and transaction:
         with db_transaction.atomic(using), connection.wrap_database_errors:

@@ -83,12 +83,19 @@ _PROJECT_WITH_ROLE = PreparedInstances(
 )  # fmt: skip
 
 
-def project_for(*, user, slug: str, roles: tuple[str, ...] | None = None) -> Project:
+def project_for(*, user, slug: str, roles: tuple[str, ...] | None = None, read=None) -> Project:
     """The project named by slug if the user may see it (with one of `roles`, when given).
 
     Non-members get NotFound rather than PermissionDenied, so a project's existence does not leak.
+    `read`: what reads the project already sent (a list of at most one, read as _PROJECT_WITH_ROLE
+    reads it: the caller's token's read, web.authentication), instead of reading it now.
     """
-    project = _PROJECT_WITH_ROLE.first(slug=slug, user=user.pk) if user.is_authenticated else None
+    if read is not None:
+        project = next(iter(read()), None)
+    elif user.is_authenticated:
+        project = _PROJECT_WITH_ROLE.first(slug=slug, user=user.pk)
+    else:
+        project = None
     role = role_of(user=user, project=project) if project else None
     if project is None or role is None:
         raise NotFound(f"No project '{slug}'.")

@@ -7,16 +7,20 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from django.db.models import OuterRef, Subquery
 from django.urls import reverse
 from django.utils.text import Truncator
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
+from rest_framework.authtoken.models import Token
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling import assignment, guidelines, history, selectors
 from labeling.errors import Conflict, PagewiseError
-from labeling.models import Item, Project, Role, Task, TaskKind
+from labeling.guidelines import GUIDELINE_NOW, with_current_guideline
+from labeling.models import Item, Membership, Project, Role, Task, TaskKind
+from labeling.prepared import TEXT, PreparedInstances
 
 SNIPPET_CHARS = 320
 FULL_TEXT_CHARS = 20_000
@@ -335,7 +339,34 @@ def judgment_response(request, judgment, *, created: bool, task: Task) -> Respon
 # --- views ----------------------------------------------------------------------------------
 
 
+def _token_user(key):
+    return Subquery(Token.objects.filter(key=key).values("user_id")[:1])
+
+
+# The project with the role in it of the user a token names, read as selectors.project_for reads
+# it for a known user: NextTaskApi's first read, sent in the token's round trip.
+_PROJECT_WITH_TOKEN_ROLE = PreparedInstances(
+    lambda slug, key: with_current_guideline(
+        Project.objects.filter(slug=slug).annotate(
+            viewer_role=Subquery(
+                Membership.objects.filter(project_id=OuterRef("pk"), user_id=_token_user(key))
+                .order_by("id")
+                .values("role")[:1]
+            ),
+            viewer_role_of=_token_user(key),
+        )
+    )[:1],
+    extra=("viewer_role", "viewer_role_of", *GUIDELINE_NOW), slug=TEXT, key=TEXT,
+)  # fmt: skip
+
+
 class NextTaskApi(APIView):
+    read_with_token_rows = None  # the project, when the token's round trip read it
+
+    def read_with_token(self, key: str):
+        """Sent with the token's read (web.authentication): the next task's first read."""
+        return _PROJECT_WITH_TOKEN_ROLE.send(slug=self.kwargs["slug"], key=key)
+
     @extend_schema(
         summary="Lease the next task",
         description=(
@@ -348,8 +379,9 @@ class NextTaskApi(APIView):
     )
     def post(self, request, slug: str):
         project = selectors.project_for(
-            user=request.user, slug=slug, roles=assignment.ANNOTATING_ROLES
-        )
+            user=request.user, slug=slug, roles=assignment.ANNOTATING_ROLES,
+            read=self.read_with_token_rows,
+        )  # fmt: skip
         task, progress, subject = assignment.claim_next_task_with_progress(
             annotator=request.user, project=project
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -386,6 +388,46 @@ def test_token_authentication_works(project, annotator):
 
     assert next_task(client).json()["task"]["id"] == task.pk
     assert submit(client, task.pk, grades_body(task)).status_code == 201
+
+
+def token_client(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+def test_the_next_task_reads_its_project_with_the_token_and_refuses_as_before(
+    project, annotator, make_user
+):
+    """The project and the caller's role in it are read by the token, sent with the token's own
+    read (one round trip on PostgreSQL), and handed to the view only once the token passed."""
+    task = make_page_task(project)
+    client = token_client(annotator)
+    with CaptureQueriesContext(connection) as queries:
+        body = next_task(client).json()
+    assert body["task"]["id"] == task.pk and body["project"]["slug"] == project.slug
+    token_read, project_read, *rest = (q["sql"] for q in queries)
+    assert "authtoken_token" in token_read and "labeling_project" not in token_read
+    assert "labeling_project" in project_read and "authtoken_token" in project_read
+    assert not any("labeling_membership" in sql for sql in rest)  # the role came with it
+
+    assert_error_shape(next_task(token_client(make_user("outsider"))), 404)
+    scientist = make_user("sci", role=Role.SCIENTIST, project=project)
+    assert_error_shape(next_task(token_client(scientist)), 403)
+    assert_error_shape(next_task(client, slug="no-such-project"), 404)
+    admin = make_user("admin")
+    admin.is_superuser = True
+    admin.save()
+    assert next_task(token_client(admin)).status_code == 200  # a superuser leads every project
+    stranger = APIClient()
+    stranger.credentials(HTTP_AUTHORIZATION="Token " + "0" * 40)
+    refused = next_task(stranger)
+    assert assert_error_shape(refused, 401)["message"] == "Invalid token."
+    assert refused["WWW-Authenticate"] == "Token"
+    annotator.is_active = False
+    annotator.save()
+    assert assert_error_shape(next_task(client), 401)["message"] == "User inactive or deleted."
+    assert Task.objects.get(pk=task.pk).assignee_id == annotator.pk  # leased once, by the first
 
 
 def test_session_authentication_needs_the_csrf_token(project, annotator):

@@ -13,10 +13,10 @@ from labeling import assignment, guidelines, prepared, selectors, tally
 from labeling.models import Judgment, Project, Role, Task, TaskStatus
 from labeling.prepared import DAY, ID, MOMENT, TEXT, UUID, Prepared, PreparedInstances
 from tests.labeling.task_factories import make_compare_task, make_page_task
-from web import authentication
+from web import api_tasks, authentication
 from webhooks import services as webhook_services
 
-MODULES = (assignment, guidelines, selectors, tally, authentication, webhook_services)
+MODULES = (assignment, guidelines, selectors, tally, authentication, api_tasks, webhook_services)
 
 
 def every_prepared_statement():

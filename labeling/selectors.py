@@ -56,6 +56,16 @@ def role_of(*, user, project: Project) -> str | None:
     )
 
 
+def member_role(user_id, *, project_id: str = "pk") -> Subquery:
+    """The role in the row's project of the user `user_id` (a value, or an expression such as the
+    user a token names): None for a non-member."""
+    return Subquery(
+        Membership.objects.filter(project_id=OuterRef(project_id), user_id=user_id)
+        .order_by("id")
+        .values("role")[:1]
+    )
+
+
 def with_viewer_role(queryset: QuerySet, *, user, project_id: str = "pk") -> QuerySet:
     """Annotate each row with the user's role in the row's project (`viewer_role`, None for a
     non-member), so that reading the row and the role is one statement, not two."""
@@ -64,11 +74,7 @@ def with_viewer_role(queryset: QuerySet, *, user, project_id: str = "pk") -> Que
     elif user.is_superuser:
         role = Value("lead", output_field=CharField())
     else:
-        role = Subquery(
-            Membership.objects.filter(project_id=OuterRef(project_id), user_id=user.pk)
-            .order_by("id")
-            .values("role")[:1]
-        )
+        role = member_role(user.pk, project_id=project_id)
     return queryset.annotate(
         viewer_role=role, viewer_role_of=Value(user.pk, output_field=IntegerField())
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import Subquery
 from django.urls import reverse
 from django.utils.text import Truncator
 from drf_spectacular.utils import OpenApiExample, extend_schema
@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from labeling import assignment, guidelines, history, selectors
 from labeling.errors import Conflict, PagewiseError
 from labeling.guidelines import GUIDELINE_NOW, with_current_guideline
-from labeling.models import Item, Membership, Project, Role, Task, TaskKind
+from labeling.models import Item, Project, Role, Task, TaskKind
 from labeling.prepared import TEXT, PreparedInstances
 
 SNIPPET_CHARS = 320
@@ -348,12 +348,7 @@ def _token_user(key):
 _PROJECT_WITH_TOKEN_ROLE = PreparedInstances(
     lambda slug, key: with_current_guideline(
         Project.objects.filter(slug=slug).annotate(
-            viewer_role=Subquery(
-                Membership.objects.filter(project_id=OuterRef("pk"), user_id=_token_user(key))
-                .order_by("id")
-                .values("role")[:1]
-            ),
-            viewer_role_of=_token_user(key),
+            viewer_role=selectors.member_role(_token_user(key)), viewer_role_of=_token_user(key)
         )
     )[:1],
     extra=("viewer_role", "viewer_role_of", *GUIDELINE_NOW), slug=TEXT, key=TEXT,

@@ -23,7 +23,7 @@ def _names(select):
 def shard_bump_all(selects):
     """One upsert adding the figures of every one of `selects` (each a pid and some of FIGURES,
     as shards.shard_bump takes) to the session's shard; nothing when no figure moved."""
-    moved = [n for select in selects for n in _names(select)]
+    moved = list(dict.fromkeys(n for select in selects for n in _names(select)))
     parts = [
         "SELECT d.pid, "
         + ", ".join(f"d.{n}" if n in _names(select) else "0" for n in tally.FIGURES)
@@ -37,9 +37,9 @@ def shard_bump_all(selects):
         f"SELECT u.pid, mod(pg_backend_pid(), {shards.SHARDS}), {', '.join(sums.values())} "
         f"FROM ({' UNION ALL '.join(parts)}) AS u (pid, {', '.join(tally.FIGURES)}) "
         f"WHERE u.pid IS NOT NULL GROUP BY u.pid HAVING "
-        + " OR ".join(f"{sums[n]} <> 0" for n in dict.fromkeys(moved))
+        + " OR ".join(f"{sums[n]} <> 0" for n in moved)
         + " ON CONFLICT (project_id, shard) DO UPDATE SET "
-        + ", ".join(f"{n} = s.{n} + EXCLUDED.{n}" for n in dict.fromkeys(moved))
+        + ", ".join(f"{n} = s.{n} + EXCLUDED.{n}" for n in moved)
     )
 
 

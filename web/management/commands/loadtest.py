@@ -101,6 +101,8 @@ def percentiles(values: list[float]) -> dict[str, float]:
 # An annotator who walks away mid-task leaves their lease to expire; the next person takes the
 # seat with their own account, so the run keeps its number of annotators to the end. One in a
 # hundred tasks is walked away from: a seat judging 100 tasks a second needs one account a second.
+# A seat faster than that (one annotator alone, 150-270 a second) runs out of accounts and then
+# stops walking away rather than stopping.
 def accounts_per_seat(seconds: float) -> int:
     return 8 + math.ceil(seconds)
 
@@ -152,10 +154,10 @@ class Annotator(threading.Thread):
                         failed(status)
                     time.sleep(0.2)
                     continue
-                if self.rng.random() < 0.01:  # walks away mid-task: the lease expires on its own
+                # walks away mid-task (the lease expires on its own), if someone is left to take
+                # the seat: a seat out of accounts judges on, so the run lasts its --seconds
+                if self.rng.random() < 0.01 and self.tokens:
                     abandoned += 1
-                    if not self.tokens:
-                        break
                     self.token = self.tokens.pop(0)
                     continue
                 body = {

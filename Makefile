@@ -37,7 +37,7 @@ run: demo
 	@echo "Pagewise at http://$(HOST):$(PORT)/  (worker log: var/worker.log)"
 	$(PY) -m celery -A config worker --loglevel=info --pool=threads --concurrency=2 -B >var/worker.log 2>&1 & \
 	worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
-	$(VENV)/bin/gunicorn config.wsgi:application --bind $(HOST):$(PORT) \
+	$(PY) -m gunicorn config.wsgi:application --bind $(HOST):$(PORT) \
 		--workers $(WEB_WORKERS) --threads $(WEB_THREADS) --access-logfile -
 
 worker: $(STAMP)

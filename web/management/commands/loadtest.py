@@ -154,8 +154,7 @@ class Annotator(threading.Thread):
                         failed(status)
                     time.sleep(0.2)
                     continue
-                # walks away mid-task (the lease expires on its own), if someone is left to take
-                # the seat: a seat out of accounts judges on, so the run lasts its --seconds
+                # walks away mid-task, the lease left to expire, if an account is left for the seat
                 if self.rng.random() < 0.01 and self.tokens:
                     abandoned += 1
                     self.token = self.tokens.pop(0)
